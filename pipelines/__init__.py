@@ -1,0 +1,1 @@
+"""Per-task bindings: which data, model, loss, metrics and recipe each experiment uses."""
