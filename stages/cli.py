@@ -1,7 +1,59 @@
+"""The `cvflow` command: every stage of every task, as `cvflow VERB TASK [OPTIONS]`.
+
+Exit codes: 0 done; 2 a user error (bad params, missing data, offline download...), printed as
+one line with no traceback; 1 an internal error (a bug: the traceback is shown).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
 import typer
-app = typer.Typer()
-@app.command()
-def hello():
-    print("hi")
-def main():
-    app()
+
+from cvflow import __version__
+from cvflow.errors import UserError
+from cvflow.stages import evaluate, fetch, pretrain, train
+
+app = typer.Typer(
+    name="cvflow",
+    help="Dive into Deep Learning's computer-vision chapter as a reproducible pipeline. "
+         "Run `dvc repro` for everything, or one stage by hand.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(fetch.app, name="fetch")
+app.add_typer(pretrain.app, name="pretrain")
+app.add_typer(train.app, name="train")
+app.add_typer(evaluate.app, name="evaluate")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cvflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """cvflow stage commands."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except UserError as error:
+        message = " ".join(str(error).split())  # one line, whatever the message held
+        click.echo(f"cvflow: error: {message}", err=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        click.echo("cvflow: interrupted; rerun the same command to resume from the last checkpoint", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

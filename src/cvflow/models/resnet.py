@@ -1,0 +1,105 @@
+"""ResNet-18 (torchvision) and where its starting weights come from.
+
+``weights`` values used across cvflow:
+
+* ``imagenet``: torchvision's ``ResNet18_Weights.IMAGENET1K_V1``, cached under ``$TORCH_HOME``.
+  Offline with no cached file, a :class:`~cvflow.errors.UserError` names the file, where to
+  put it, and the alternatives.
+* ``PATH.pth``: a state dict (or a cvflow model file) of a ResNet-18.
+* ``none``: random initialisation.
+
+A cvflow *model file* is ``{"arch", "num_classes", "classes", "state_dict", "meta"}`` saved
+with :func:`save_model` (atomically) and read with :func:`load_model`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torchvision.models import ResNet18_Weights, resnet18
+
+from cvflow.errors import UserError
+from cvflow.fileio import atomic_path
+
+IMAGENET_WEIGHTS = ResNet18_Weights.IMAGENET1K_V1
+
+
+def imagenet_cache_file() -> Path:
+    """Where torchvision keeps (and looks for) the ImageNet ResNet-18 weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(IMAGENET_WEIGHTS.url)
+
+
+def imagenet_state_dict(setting: str = "weights") -> dict[str, torch.Tensor]:
+    """The ImageNet ResNet-18 state dict: from the cache, else downloaded by torchvision."""
+    cached = imagenet_cache_file()
+    try:
+        return IMAGENET_WEIGHTS.get_state_dict(progress=cached.exists() is False, check_hash=False)
+    except Exception as exc:  # noqa: BLE001 - URLError, OSError, HTTP errors: all mean "not available"
+        raise UserError(
+            f"ImageNet weights not available ({type(exc).__name__}): put {os.path.basename(IMAGENET_WEIGHTS.url)} "
+            f"from {IMAGENET_WEIGHTS.url} at {cached} (or set TORCH_HOME), or set {setting} to source, none "
+            "or a PATH.pth"
+        ) from None
+
+
+def build_resnet18(num_classes: int) -> nn.Module:
+    return resnet18(weights=None, num_classes=num_classes)
+
+
+def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
+    """A new output layer (Xavier-uniform weights, as in the book); returns it."""
+    head = nn.Linear(model.fc.in_features, num_classes)
+    nn.init.xavier_uniform_(head.weight)
+    nn.init.zeros_(head.bias)
+    model.fc = head
+    return head
+
+
+def read_state_dict(path: Path, setting: str = "weights") -> dict[str, torch.Tensor]:
+    """A ResNet state dict from a plain state-dict file or a cvflow model file."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{setting}: {path} does not exist; give an existing .pth file, or imagenet, source or none")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{setting}: {path} is not a readable PyTorch weights file ({type(exc).__name__})") from None
+    if isinstance(data, dict) and "state_dict" in data:
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise UserError(f"{setting}: {path} holds no state dict of tensors")
+    return data
+
+
+def load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load every weight but the output layer; the rest must match exactly."""
+    body = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    missing, unexpected = model.load_state_dict(body, strict=False)
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise UserError(f"{source}: not a ResNet-18 state dict ({detail})")
+
+
+def save_model(path: Path, model: nn.Module, classes: Sequence[str], meta: dict[str, Any] | None = None) -> Path:
+    """Write a cvflow model file atomically."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"arch": "resnet18", "num_classes": len(classes), "classes": list(classes),
+                    "state_dict": state, "meta": meta or {}}, tmp)
+    return Path(path)
+
+
+def load_model(path: Path) -> tuple[nn.Module, dict]:
+    """A ResNet-18 from a cvflow model file, and the file's other fields."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such model file; run the training stage first")
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_resnet18(int(data["num_classes"]))
+    model.load_state_dict(data["state_dict"])
+    return model, data

@@ -1,0 +1,313 @@
+"""``params.yaml``: the schema of every knob, validated as a whole when a stage loads it.
+
+Layout::
+
+    profile: demo            # the one switch: demo (offline, generated data) | real (downloads, the book's recipe)
+    common: {...}            # seed, device, loaders, data hub URL
+    hotdog:
+      demo: {...}            # a full task profile
+      real: {...}            # same schema, the book's values
+
+Every section is strict: an unknown key, a wrong type or an out-of-range value raises
+:class:`~cvflow.errors.ParamsError` with one line naming the key path, the bad value and
+what is allowed. ``dvc.yaml`` tracks ``<task>.${profile}`` so editing one profile never
+reruns the other's stages.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cvflow.errors import ParamsError
+
+PROFILES = ("demo", "real")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Strict(BaseModel):
+    """Base for every params section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# --------------------------------------------------------------------------- common
+
+
+class Common(Strict):
+    seed: int = Field(0, ge=0, description="seed for Python, NumPy and torch")
+    device: str = Field("auto", description="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, fp32 elsewhere"
+    )
+    channels_last: Literal["auto", "on", "off"] = Field("auto", description="auto: on for CUDA")
+    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes")
+    pin_memory: Literal["auto", "on", "off"] = Field("auto", description="auto: on for CUDA")
+    hub_url: str = Field(
+        "http://d2l-data.s3-accelerate.amazonaws.com/",
+        description="base URL of the d2l data hub; the environment variable CVFLOW_HUB_URL overrides it",
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("hub_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://", "file://")):
+            raise ValueError("must start with http://, https:// or file://")
+        return value if value.endswith("/") else value + "/"
+
+
+# --------------------------------------------------------------------------- shared building blocks
+
+
+class Optim(Strict):
+    """Optimizer and learning-rate schedule of one training run."""
+
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(gt=0, le=10)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    head_lr_mult: float = Field(
+        1.0, gt=0, le=1000, description="learning-rate multiplier of the new output layer (the book: 10)"
+    )
+    scheduler: Literal["none", "cosine", "step"] = "none"
+    step_size: int = Field(1, ge=1, description="epochs between decays (scheduler: step)")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor (scheduler: step)")
+
+
+class Recipe(Strict):
+    """One training run: epochs, batch size and optimizer."""
+
+    epochs: int = Field(ge=1, le=10_000)
+    batch_size: int = Field(ge=1, le=65_536)
+    optim: Optim
+
+
+class ImageTransforms(Strict):
+    """The book's classification transforms (13.2): RandomResizedCrop + flip; Resize + CenterCrop."""
+
+    train_crop: int = Field(ge=8, le=4096, description="RandomResizedCrop size (the book: 224)")
+    test_resize: int = Field(ge=8, le=4096, description="Resize([r, r]) before the centre crop (the book: 256)")
+    test_crop: int = Field(ge=8, le=4096, description="CenterCrop size (the book: 224)")
+    hflip: bool = True
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> "ImageTransforms":
+        if self.test_crop > self.test_resize:
+            raise ValueError(f"test_crop ({self.test_crop}) must not exceed test_resize ({self.test_resize})")
+        return self
+
+    @field_validator("std")
+    @classmethod
+    def _std_positive(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(value) <= 0:
+            raise ValueError("every std must be > 0")
+        return value
+
+
+# --------------------------------------------------------------------------- hot dog (13.2)
+
+
+class HotdogData(Strict):
+    source: Literal["demo", "d2l", "local"] = Field(
+        description="demo: generated offline; d2l: the book's data hub (hotdog.zip, SHA-1 checked); "
+        "local: a folder or archive you already have (path)"
+    )
+    path: Union[Path, None] = Field(None, description="folder or archive for source: local")
+    on_corrupt: Literal["skip", "error"] = Field(
+        "skip", description="what to do with unreadable images: skip them (and list them) or stop"
+    )
+
+    @model_validator(mode="after")
+    def _path_for_local(self) -> "HotdogData":
+        if self.source == "local" and self.path is None:
+            raise ValueError("source: local needs a path (a folder or archive holding hotdog/ or train/ and test/)")
+        return self
+
+
+class HotdogDemo(Strict):
+    """Size of the generated hot dog twin (profile demo)."""
+
+    train_per_class: int = Field(150, ge=2, le=100_000)
+    test_per_class: int = Field(100, ge=2, le=100_000)
+    min_side: int = Field(64, ge=16, le=2048, description="shortest image side, pixels")
+    max_side: int = Field(160, ge=16, le=2048, description="longest image side, pixels")
+    seed: int = Field(2013, ge=0)
+
+    @model_validator(mode="after")
+    def _sides(self) -> "HotdogDemo":
+        if self.min_side > self.max_side:
+            raise ValueError(f"min_side ({self.min_side}) must not exceed max_side ({self.max_side})")
+        return self
+
+
+class Pretrain(Strict):
+    """The demo's source model: a ResNet-18 pretrained on a generated multi-class food set."""
+
+    images_per_class: int = Field(300, ge=2, le=100_000)
+    image_size: int = Field(64, ge=16, le=1024)
+    recipe: Recipe
+    seed: int = Field(1313, ge=0)
+
+
+class Hotdog(Strict):
+    data: HotdogData
+    demo: HotdogDemo = HotdogDemo()
+    transforms: ImageTransforms
+    weights: str = Field(
+        description="starting weights of the fine-tune run: imagenet (torchvision ResNet18_Weights.IMAGENET1K_V1) | "
+        "source (pretrained by the pipeline on generated data) | none | PATH.pth"
+    )
+    pretrain: Pretrain
+    finetune: Recipe
+    scratch: Recipe
+    grid_images: int = Field(16, ge=1, le=256, description="test images drawn with predicted and true labels")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: str) -> str:
+        if value in ("imagenet", "source", "none") or value.endswith((".pth", ".pt")):
+            return value
+        raise ValueError("must be imagenet, source, none or a path ending in .pth/.pt")
+
+
+class HotdogProfiles(Strict):
+    demo: Hotdog
+    real: Hotdog
+
+
+# --------------------------------------------------------------------------- the whole file
+
+
+class Params(Strict):
+    profile: Literal["demo", "real"] = Field(
+        "demo", description="the one switch: demo (offline, generated data) | real (real data, the book's recipe)"
+    )
+    common: Common = Common()
+    hotdog: HotdogProfiles
+
+    def task(self, name: str) -> Any:
+        """The active profile's section of a task, e.g. ``params.task('hotdog')``."""
+        return getattr(getattr(self, name), self.profile)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _describe_allowed(model: type[BaseModel], loc: tuple) -> str:
+    """For an unknown key at ``loc``, list the keys its parent section allows."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return ""
+        field = current.model_fields.get(part)
+        if field is None:
+            return ""
+        annotation = field.annotation
+        current = annotation if isinstance(annotation, type) else None
+        if current is None:
+            return ""
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return "allowed keys: " + ", ".join(current.model_fields)
+    return ""
+
+
+def format_validation_error(error: ValidationError, source: str, model: type[BaseModel] = Params) -> str:
+    """One line: ``params.yaml: hotdog.demo.finetune.optim.lr = -1: must be greater than 0 (...)``."""
+    parts = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            allowed = _describe_allowed(model, loc)
+            parts.append(f"{key}: unknown key" + (f" ({allowed})" if allowed else ""))
+            continue
+        if item["type"] == "missing":
+            parts.append(f"{key}: missing (required)")
+            continue
+        msg = item["msg"].removeprefix("Value error, ")
+        value = item.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        parts.append(f"{key} = {shown}: {msg}")
+    more = f" (and {len(parts) - 3} more)" if len(parts) > 3 else ""
+    return f"{source}: " + "; ".join(parts[:3]) + more
+
+
+def set_dotted(data: dict, dotted_key: str, value: Any) -> None:
+    """Set ``a.b.c`` in nested dicts, creating sections as needed."""
+    parts = dotted_key.split(".")
+    node = data
+    for part in parts[:-1]:
+        if not isinstance(node, dict):
+            raise ParamsError(f"--set {dotted_key}: {part!r} is not a section")
+        node = node.setdefault(part, {})
+    if not isinstance(node, dict):
+        raise ParamsError(f"--set {dotted_key}: cannot set a key inside a value")
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key.path=value`` with the value parsed as YAML (so ``1e-3``, ``true``, ``[1, 2]`` work)."""
+    if "=" not in text:
+        raise ParamsError(f"--set {text!r}: expected KEY=VALUE, e.g. --set hotdog.demo.finetune.epochs=2")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ParamsError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise ParamsError(f"{path}: no such file; run cvflow from the project folder or pass --params PATH")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParamsError(f"{path}:{where}: not valid YAML ({problem})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def validate(data: dict, source: str = "params.yaml") -> Params:
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise ParamsError(format_validation_error(exc, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Params:
+    """Read, apply ``--set`` overrides, and validate the WHOLE file."""
+    path = Path(path)
+    data = read_yaml(path)
+    if overrides:
+        data = copy.deepcopy(data)
+        for text in overrides:
+            set_dotted(data, *parse_override(text))
+    return validate(data, str(path) + (" (with --set overrides)" if overrides else ""))

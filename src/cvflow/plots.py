@@ -1,0 +1,63 @@
+"""Pictures for people: training curves and labelled image grids (PNG, written atomically)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from cvflow.fileio import atomic_path  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def training_curves(histories: dict[str, list[dict]], path: Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch (the book's Animator plot); one line per run and metric."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for run, history in histories.items():
+        epochs = [row["epoch"] for row in history]
+        for key, ax in (("train_loss", ax_loss), ("test_loss", ax_loss), ("train_acc", ax_acc), ("test_acc", ax_acc)):
+            if history and key in history[0]:
+                style = "-" if key.startswith("train") else "--"
+                ax.plot(epochs, [row[key] for row in history], style, marker="o", label=f"{run} {key}")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.set_ylim(0, 1.02)
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def prediction_grid(
+    images: Sequence[torch.Tensor], predicted: Sequence[str], actual: Sequence[str], path: Path,
+    columns: int = 8, title: str = "",
+) -> Path:
+    """Images (uint8 CHW) with 'predicted / true' captions, green when right, red when wrong."""
+    count = len(images)
+    rows = max(1, math.ceil(count / columns))
+    cols = min(columns, max(count, 1))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, pred, true in zip(axes.flat, images, predicted, actual):
+        ax.imshow(image.permute(1, 2, 0).cpu().numpy())
+        ax.set_title(f"{pred}\n(true: {true})", fontsize=8, color="green" if pred == true else "red")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
