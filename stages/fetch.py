@@ -23,5 +23,5 @@ def hotdog(
     """The hot dog set (book 13.2) into data/hotdog/{train,test}/{hotdog,not-hotdog}/."""
     from cvflow.pipelines import hotdog as pipeline
 
-    params, root = load(params_file, overrides, **{"hotdog.data.source": source})
+    params, root = load(params_file, overrides, **{"hotdog.data.source": source, "hotdog.data.path": path})
     pipeline.fetch(params, root, source=source, path=path)

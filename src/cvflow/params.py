@@ -136,7 +136,7 @@ class HotdogData(Strict):
     @model_validator(mode="after")
     def _path_for_local(self) -> "HotdogData":
         if self.source == "local" and self.path is None:
-            raise ValueError("source: local needs a path (a folder or archive holding hotdog/ or train/ and test/)")
+            raise ValueError("source: local needs a path (data.path here, or --path): a folder or archive of the data set")
         return self
 
 

@@ -1,8 +1,8 @@
 """Image-folder readers that decode every image once, up front.
 
 ``root/<class>/*.jpg|png`` (the layout of hotdog.zip, torchvision's ImageFolder) is scanned,
-every file decoded once with ``torchvision.io.decode_image`` in a thread pool and kept as a
-uint8 CHW tensor. Augmentation then runs on tensors every epoch with no JPEG work. Corrupt
+every file decoded once with Pillow in a thread pool (Pillow releases the GIL while it
+decodes; torchvision 0.29 deprecated its own decoders) and kept as a uint8 CHW tensor. Augmentation then runs on tensors every epoch with no JPEG work. Corrupt
 or truncated files are found here, before training, and reported by name: skipped (with a
 warning) or, with ``on_corrupt='error'``, a :class:`~cvflow.errors.DataError`.
 """
@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
-from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms import v2
 
 from cvflow.console import info
@@ -33,12 +34,13 @@ def list_images(folder: Path) -> list[Path]:
 
 def _decode(path: Path) -> torch.Tensor | str:
     try:
-        image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+        with Image.open(path) as handle:
+            array = np.asarray(handle.convert("RGB"))
     except Exception as exc:  # noqa: BLE001 - any decoder failure means "corrupt"
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}"
-    if image.numel() == 0:
+    if array.size == 0:
         return "empty image"
-    return image
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
 def decode_all(paths: Sequence[Path], on_corrupt: str = "skip", what: str = "") -> tuple[list[torch.Tensor], list[int]]:

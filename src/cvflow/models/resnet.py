@@ -78,7 +78,11 @@ def read_state_dict(path: Path, setting: str = "weights") -> dict[str, torch.Ten
 def load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load every weight but the output layer; the rest must match exactly."""
     body = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    missing, unexpected = model.load_state_dict(body, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(body, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), "shape mismatch")
+        raise UserError(f"{source}: not a ResNet-18 state dict ({detail})") from None
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"

@@ -1,0 +1,175 @@
+"""The training engine: resume equals an uninterrupted run, NaN guard, checkpoints, loaders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from cvflow.engine import (
+    ClassificationTask,
+    Precision,
+    Trainer,
+    build_optimizer,
+    fingerprint,
+    load_checkpoint,
+    make_loader,
+    resolve_device,
+    seed_everything,
+)
+from cvflow.engine.runtime import DistInfo
+from cvflow.errors import TrainingError, UserError
+from cvflow.params import Optim
+
+
+def _data(n=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, 8, 8, generator=g)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x[:, 0] += (2 * y - 1).view(-1, 1, 1).float()  # class shows in channel 0: learnable
+    return TensorDataset(x, y)
+
+
+def _model():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Dropout(0.2), nn.Linear(8, 2))
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopAfter:
+    """A callback that 'kills' the run after an epoch's checkpoint is written."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, metrics):
+        if metrics["epoch"] == self.epoch:
+            raise Interrupt
+
+
+class Recorder:
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_end(self, metrics):
+        self.epochs.append(int(metrics["epoch"]))
+
+
+def _trainer(tmp_path, name="ck.pt", epochs=4, lr=0.1, fp="cfg"):
+    seed_everything(0)
+    model = _model()
+    opt = build_optimizer([{"params": model.parameters()}], Optim(lr=lr, momentum=0.9))
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    return Trainer(model, ClassificationTask(), opt, epochs, torch.device("cpu"), tmp_path / name, fp,
+                   scheduler=sched)
+
+
+def _loaders(seed=0):
+    ds = _data()
+    return make_loader(ds, 16, train=True, seed=seed), make_loader(_data(32, 1), 16, train=False)
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
+    full = _trainer(tmp_path, "full.pt")
+    history_full = full.fit(*_loaders())
+    weights_full = {k: v.clone() for k, v in full.model.state_dict().items()}
+
+    first = _trainer(tmp_path, "cut.pt")
+    with pytest.raises(Interrupt):
+        first.fit(*_loaders(), callbacks=[StopAfter(2)])
+    assert load_checkpoint(tmp_path / "cut.pt")["epoch"] == 2
+
+    second = _trainer(tmp_path, "cut.pt")  # a fresh process would build the same objects
+    second.resume()
+    assert second.start_epoch == 2
+    recorder = Recorder()
+    history = second.fit(*_loaders(), callbacks=[recorder])
+    assert recorder.epochs == [3, 4]  # continues at the right epoch, nothing repeated
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    for key, value in weights_full.items():
+        torch.testing.assert_close(second.model.state_dict()[key], value)
+    assert [round(r["train_loss"], 6) for r in history] == [round(r["train_loss"], 6) for r in history_full]
+    assert second.optimizer.param_groups[0]["lr"] == pytest.approx(full.optimizer.param_groups[0]["lr"])
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+    first = _trainer(tmp_path, fp="lr=0.1")
+    with pytest.raises(Interrupt):
+        first.fit(*_loaders(), callbacks=[StopAfter(1)])
+    other = _trainer(tmp_path, fp="lr=0.2")
+    assert other.resume() is None and other.start_epoch == 0
+    assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1}) != fingerprint({"a": 2})
+
+
+def test_training_learns_and_reports_metrics(tmp_path):
+    history = _trainer(tmp_path, epochs=6, lr=0.3).fit(*_loaders())
+    assert history[-1]["train_acc"] > 0.75 and history[-1]["test_acc"] > 0.7
+    assert set(history[0]) >= {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "examples_per_sec",
+                               "lr", "epoch_seconds"}
+    assert history[0]["examples_per_sec"] > 0
+
+
+def test_nan_loss_stops_with_epoch_and_step(tmp_path):
+    trainer = _trainer(tmp_path, epochs=3)
+    ds = _data()
+    ds.tensors[0][40] = float("nan")  # sample 40 sits in some batch of epoch 1
+    loader = make_loader(ds, 16, train=True)
+    with pytest.raises(TrainingError, match=r"non-finite loss \(NaN or inf\) at epoch 1, step \d+") as info:
+        trainer.fit(loader)
+    step = int(str(info.value).split("step ")[1].split(":")[0])
+    sampler = loader.sampler
+    sampler.set_epoch(0)
+    order = list(iter(sampler))
+    assert order.index(40) // 16 + 1 == step  # the step that really held the bad sample
+    assert not (tmp_path / "ck.pt").exists()  # no checkpoint written for the broken epoch
+
+
+def test_nan_check_every_n_steps_still_names_the_first_bad_step(tmp_path):
+    trainer = _trainer(tmp_path, epochs=1)
+    trainer.check_every = 50  # as on a GPU: fewer host syncs
+    ds = _data()
+    ds.tensors[0][:] = float("inf")
+    with pytest.raises(TrainingError, match="at epoch 1, step 1:"):
+        trainer.fit(make_loader(ds, 16, train=True))
+
+
+def test_loader_order_depends_only_on_seed_and_epoch():
+    loader = make_loader(_data(), 16, train=True, seed=5)
+    loader.sampler.set_epoch(3)
+    a = [y.tolist() for _, y in loader]
+    again = make_loader(_data(), 16, train=True, seed=5)
+    again.sampler.set_epoch(3)
+    assert a == [y.tolist() for _, y in again]
+    again.sampler.set_epoch(4)
+    assert a != [y.tolist() for _, y in again]
+
+
+def test_eval_shards_cover_every_example_once():
+    ds = _data(50)
+    seen = []
+    for rank in range(3):
+        loader = make_loader(ds, 8, train=False, dist_info=DistInfo(rank=rank, world_size=3))
+        seen += [int(i) for i in loader.dataset.indices]
+        assert loader.batch_size == 3  # the global batch is split across processes
+    assert sorted(seen) == list(range(50))
+
+
+def test_devices_and_precision():
+    assert resolve_device("cpu").type == "cpu"
+    assert Precision.resolve(torch.device("cpu")).name == "fp32"
+    assert Precision.resolve(torch.device("cuda"), "auto").name == "bf16"
+    assert Precision.resolve(torch.device("cpu"), "bf16").name == "bf16"
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+def test_bf16_autocast_runs_on_cpu(tmp_path):
+    trainer = _trainer(tmp_path, epochs=1)
+    trainer.precision = Precision.resolve(torch.device("cpu"), "bf16")
+    history = trainer.fit(*_loaders())
+    assert history[0]["train_loss"] == history[0]["train_loss"]  # finite, not NaN

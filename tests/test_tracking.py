@@ -1,0 +1,98 @@
+"""MLflow tracking in a temporary store: runs, params, per-epoch histories, artifacts, exactly-once on resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from cvflow.tracking import ENV_URI, Tracker, flatten, reopen, tracking_uri
+
+
+def test_default_store_is_inside_the_project(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_URI, raising=False)
+    assert tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    monkeypatch.setenv(ENV_URI, "http://127.0.0.1:5000")
+    assert tracking_uri(tmp_path) == "http://127.0.0.1:5000"
+
+
+def test_flatten():
+    assert flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2]}) == {"a.b": "1", "a.c.d": "x", "e": "[1, 2]"}
+
+
+def test_run_params_metrics_artifacts(tmp_path, mlflow_uri, monkeypatch):
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-lr-sweep")
+    tracker = Tracker(tmp_path, "hotdog", "finetune")
+    run_id = tracker.start(tags={"stage": "train-hotdog-finetune"})
+    tracker.log_params({"run": {"recipe": {"lr": 0.01, "epochs": 3}}})
+    for epoch in (1, 2, 3):
+        tracker.on_epoch_end({"epoch": epoch, "train_loss": 1.0 / epoch, "test_acc": 0.5 + epoch / 10})
+    artifact = tmp_path / "finetune.json"
+    artifact.write_text(json.dumps({"test_acc": 0.8}))
+    tracker.log_artifact(artifact, "metrics")
+    tracker.end()
+
+    client = MlflowClient(mlflow_uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "finetune"
+    assert client.get_experiment(run.info.experiment_id).name == "hotdog"
+    assert run.data.params["run.recipe.lr"] == "0.01"
+    assert run.data.tags["stage"] == "train-hotdog-finetune"
+    assert run.data.tags["dvc_exp_name"] == "exp-lr-sweep"
+    history = client.get_metric_history(run_id, "test_acc")
+    assert [(m.step, round(m.value, 3)) for m in history] == [(1, 0.6), (2, 0.7), (3, 0.8)]
+    assert [a.path for a in client.list_artifacts(run_id, "metrics")] == ["metrics/finetune.json"]
+
+
+def test_resumed_run_logs_each_epoch_exactly_once(tmp_path, mlflow_uri):
+    history = [{"epoch": e, "train_loss": 1.0 / e} for e in (1, 2, 3)]
+    first = Tracker(tmp_path, "hotdog", "scratch")
+    run_id = first.start()
+    first.on_epoch_end(history[0])  # epoch 2's checkpoint was written, then the process died
+    # the next process reopens the same run and fills the gap from the checkpoint's history
+    second = Tracker(tmp_path, "hotdog", "scratch")
+    assert second.start(run_id) == run_id
+    assert second.reconcile(history[:2]) == 1
+    second.on_epoch_end(history[2])
+    assert second.reconcile(history) == 0
+    steps = [m.step for m in MlflowClient(mlflow_uri).get_metric_history(run_id, "train_loss")]
+    assert steps == [1, 2, 3]
+
+
+def test_params_are_not_logged_twice_on_resume(tmp_path, mlflow_uri):
+    tracker = Tracker(tmp_path, "hotdog", "x")
+    run_id = tracker.start()
+    tracker.log_params({"a": 1})
+    again = Tracker(tmp_path, "hotdog", "x")
+    again.start(run_id)
+    again.log_params({"a": 1, "b": 2})  # MLflow forbids re-logging; we only add what is new
+    assert MlflowClient(mlflow_uri).get_run(run_id).data.params == {"a": "1", "b": "2"}
+
+
+def test_deleted_run_starts_a_new_one(tmp_path, mlflow_uri):
+    tracker = Tracker(tmp_path, "hotdog", "x")
+    old = tracker.start()
+    MlflowClient(mlflow_uri).delete_run(old)
+    assert Tracker(tmp_path, "hotdog", "x").start(old) != old
+
+
+def test_reopen(tmp_path, mlflow_uri):
+    tracker = Tracker(tmp_path, "hotdog", "x")
+    run_id = tracker.start()
+    tracker.end()
+    again = reopen(tmp_path, run_id)
+    again.log_metrics({"eval_acc": 0.9})
+    assert MlflowClient(mlflow_uri).get_run(run_id).data.metrics["eval_acc"] == pytest.approx(0.9)
+    assert reopen(tmp_path, "0" * 32) is None
+
+
+def test_default_store_artifacts_stay_in_the_project(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_URI, raising=False)
+    tracker = Tracker(tmp_path, "hotdog", "x")
+    tracker.start()
+    (tmp_path / "a.txt").write_text("x")
+    tracker.log_artifact(tmp_path / "a.txt")
+    assert (tmp_path / "mlflow.db").exists()
+    assert list((tmp_path / "mlruns" / "hotdog").rglob("a.txt"))
