@@ -209,14 +209,15 @@ def _pretrain_on_source(params: Params, paths: Paths) -> tuple[nn.Module, dict]:
     optimizer = build_optimizer([{"params": model.parameters()}], recipe.optim)
     config = {"stage": "pretrain", "pretrain": pre.model_dump(mode="json"), "seed": params.common.seed,
               "transforms": cfg.transforms.model_dump(mode="json")}
+    train_loader = make_loader(train_set, recipe.batch_size, train=True, **kwargs)
+    test_loader = make_loader(test_set, recipe.batch_size, train=False, **kwargs)
+    scheduler = build_scheduler(optimizer, recipe.optim, recipe.epochs, len(train_loader))
     trainer = Trainer(model, ClassificationTask(), optimizer, recipe.epochs, device, paths.checkpoint("source"),
-                      fingerprint(config), scheduler=build_scheduler(optimizer, recipe.optim, recipe.epochs),
+                      fingerprint(config), scheduler=scheduler,
                       precision=Precision.resolve(device, params.common.precision),
                       channels_last=use_channels_last(device, params.common.channels_last),
                       dist_info=dist_info, description="pretrain source")
     tracker = Tracker(paths.root, EXPERIMENT, "source-pretrain") if dist_info.is_main else None
-    train_loader = make_loader(train_set, recipe.batch_size, train=True, **kwargs)
-    test_loader = make_loader(test_set, recipe.batch_size, train=False, **kwargs)
     if tracker:
         history, run_id = _run(trainer, tracker, train_loader, test_loader,
                                _params_to_log(params, {"pretrain": config}), {"stage": "pretrain"})
@@ -281,12 +282,13 @@ def train(params: Params, root: Path, variant: str) -> dict:
     else:
         groups = [{"params": model.parameters()}]
     optimizer = build_optimizer(groups, recipe.optim)
+    train_loader, test_loader = _loaders(params, paths, recipe.batch_size, dist_info, device)
     trainer = Trainer(model, ClassificationTask(), optimizer, recipe.epochs, device, paths.checkpoint(variant),
-                      fingerprint(config), scheduler=build_scheduler(optimizer, recipe.optim, recipe.epochs),
+                      fingerprint(config),
+                      scheduler=build_scheduler(optimizer, recipe.optim, recipe.epochs, len(train_loader)),
                       precision=Precision.resolve(device, params.common.precision),
                       channels_last=use_channels_last(device, params.common.channels_last),
                       dist_info=dist_info, description=variant)
-    train_loader, test_loader = _loaders(params, paths, recipe.batch_size, dist_info, device)
     if not dist_info.is_main:
         trainer.resume()
         trainer.fit(train_loader, test_loader)

@@ -12,6 +12,7 @@ from cvflow.engine import (
     Precision,
     Trainer,
     build_optimizer,
+    build_scheduler,
     fingerprint,
     load_checkpoint,
     make_loader,
@@ -59,11 +60,12 @@ class Recorder:
         self.epochs.append(int(metrics["epoch"]))
 
 
-def _trainer(tmp_path, name="ck.pt", epochs=4, lr=0.1, fp="cfg"):
+def _trainer(tmp_path, name="ck.pt", epochs=4, lr=0.1, fp="cfg", schedule="step"):
     seed_everything(0)
     model = _model()
-    opt = build_optimizer([{"params": model.parameters()}], Optim(lr=lr, momentum=0.9))
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    cfg = Optim(lr=lr, momentum=0.9, scheduler=schedule, gamma=0.5)
+    opt = build_optimizer([{"params": model.parameters()}], cfg)
+    sched = build_scheduler(opt, cfg, epochs, steps_per_epoch=6)  # 96 examples / 16
     return Trainer(model, ClassificationTask(), opt, epochs, torch.device("cpu"), tmp_path / name, fp,
                    scheduler=sched)
 
@@ -73,17 +75,18 @@ def _loaders(seed=0):
     return make_loader(ds, 16, train=True, seed=seed), make_loader(_data(32, 1), 16, train=False)
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
-    full = _trainer(tmp_path, "full.pt")
+@pytest.mark.parametrize("schedule", ["step", "onecycle"])
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, schedule):
+    full = _trainer(tmp_path, "full.pt", schedule=schedule)
     history_full = full.fit(*_loaders())
     weights_full = {k: v.clone() for k, v in full.model.state_dict().items()}
 
-    first = _trainer(tmp_path, "cut.pt")
+    first = _trainer(tmp_path, "cut.pt", schedule=schedule)
     with pytest.raises(Interrupt):
         first.fit(*_loaders(), callbacks=[StopAfter(2)])
     assert load_checkpoint(tmp_path / "cut.pt")["epoch"] == 2
 
-    second = _trainer(tmp_path, "cut.pt")  # a fresh process would build the same objects
+    second = _trainer(tmp_path, "cut.pt", schedule=schedule)  # a fresh process would build the same objects
     second.resume()
     assert second.start_epoch == 2
     recorder = Recorder()

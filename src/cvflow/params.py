@@ -83,7 +83,9 @@ class Optim(Strict):
     head_lr_mult: float = Field(
         1.0, gt=0, le=1000, description="learning-rate multiplier of the new output layer (the book: 10)"
     )
-    scheduler: Literal["none", "cosine", "step"] = "none"
+    scheduler: Literal["none", "cosine", "step", "onecycle"] = Field(
+        "none", description="per-epoch cosine or step decay, or a per-step one-cycle schedule peaking at lr"
+    )
     step_size: int = Field(1, ge=1, description="epochs between decays (scheduler: step)")
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor (scheduler: step)")
 

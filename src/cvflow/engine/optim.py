@@ -29,10 +29,23 @@ def build_optimizer(groups: Iterable[dict], cfg) -> torch.optim.Optimizer:
     return torch.optim.AdamW(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg, epochs: int):
-    """A per-epoch schedule, or None."""
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg, epochs: int, steps_per_epoch: int = 1):
+    """The schedule named by ``cfg.scheduler``, or None.
+
+    ``onecycle`` steps after every batch (it needs ``steps_per_epoch``); the others once per epoch.
+    The engine tells them apart with :func:`steps_per_batch`.
+    """
+    if cfg.scheduler == "onecycle":
+        peaks = [group["lr"] for group in optimizer.param_groups]  # keeps each group's multiplier
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, epochs=epochs,
+                                                   steps_per_epoch=max(1, steps_per_epoch))
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     if cfg.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     return None
+
+
+def steps_per_batch(scheduler) -> bool:
+    """True for schedules that advance after every optimizer step (one-cycle)."""
+    return isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)

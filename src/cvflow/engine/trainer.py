@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from cvflow.console import info, progress
 from cvflow.engine.checkpoint import load_checkpoint, save_checkpoint
+from cvflow.engine.optim import steps_per_batch
 from cvflow.engine.runtime import DistInfo, Precision, all_reduce_sum, barrier, rng_state, set_rng_state
 from cvflow.errors import TrainingError
 
@@ -156,6 +157,7 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         if self.check_every is None:
             self.check_every = 1 if self.device.type == "cpu" else 50
+        self._per_step = steps_per_batch(self.scheduler)
         self._net = self.model
         if self.dist_info.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -246,6 +248,8 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                if self._per_step:
+                    self.scheduler.step()
                 bad = ~torch.isfinite(loss.detach())
                 first_bad = torch.where(bad & (first_bad < 0), counter, first_bad)
                 counter += 1
@@ -290,7 +294,7 @@ class Trainer:
             train_sums = self.train_epoch(train_loader, epoch)
             train_seconds = time.perf_counter() - started
             lr = self.optimizer.param_groups[0]["lr"]
-            if self.scheduler is not None:
+            if self.scheduler is not None and not self._per_step:
                 self.scheduler.step()
             metrics: dict[str, float] = {"epoch": epoch + 1}
             metrics.update(self.task.summarize(train_sums, "train"))
