@@ -198,7 +198,7 @@ def _pretrain_on_source(params: Params, paths: Paths) -> tuple[nn.Module, dict]:
     held = order[: max(len(FOOD_CLASSES), n // 10)]
     kept = order[len(held):]
     norm = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(cfg.transforms.mean), list(cfg.transforms.std))]
-    train_tf = v2.Compose([v2.RandomResizedCrop(pre.image_size, scale=(0.25, 1.0), antialias=True),
+    train_tf = v2.Compose([v2.RandomResizedCrop(pre.image_size, scale=(0.6, 1.0), antialias=True),
                            v2.RandomHorizontalFlip(), *norm])
     train_set = _TensorImages(images[kept], labels[kept], train_tf)
     test_set = _TensorImages(images[held], labels[held], v2.Compose(norm))

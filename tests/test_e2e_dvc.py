@@ -52,8 +52,10 @@ def demo_repo(tmp_path_factory):
 def test_repro_builds_hotdog_and_finetune_beats_scratch(demo_repo):
     root, _, _, _ = demo_repo
     metrics = json.loads((root / "metrics" / "hotdog.json").read_text())
-    assert metrics["finetune"]["test_acc"] > metrics["scratch"]["test_acc"], metrics
-    assert metrics["finetune"]["test_acc"] >= 0.75, metrics
+    # the book's effect: pretrained features beat training the same net from scratch
+    assert metrics["finetune"]["test_acc"] >= metrics["scratch"]["test_acc"] + 0.05, metrics
+    assert metrics["finetune"]["test_acc"] >= 0.7, metrics
+    assert metrics["finetune_minus_scratch"] == metrics["finetune"]["test_acc"] - metrics["scratch"]["test_acc"]
     for name in ("curves.png", "finetune_predictions.png", "scratch_predictions.png", "finetune_curves.png"):
         assert (root / "data" / "reports" / "hotdog" / name).stat().st_size > 1000
     history = (root / "metrics" / "hotdog" / "finetune_history.csv").read_text().splitlines()

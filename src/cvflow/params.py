@@ -102,6 +102,9 @@ class ImageTransforms(Strict):
     """The book's classification transforms (13.2): RandomResizedCrop + flip; Resize + CenterCrop."""
 
     train_crop: int = Field(ge=8, le=4096, description="RandomResizedCrop size (the book: 224)")
+    train_scale: tuple[float, float] = Field(
+        (0.08, 1.0), description="RandomResizedCrop area range (torchvision's and the book's default: 0.08-1)"
+    )
     test_resize: int = Field(ge=8, le=4096, description="Resize([r, r]) before the centre crop (the book: 256)")
     test_crop: int = Field(ge=8, le=4096, description="CenterCrop size (the book: 224)")
     hflip: bool = True
@@ -113,6 +116,13 @@ class ImageTransforms(Strict):
         if self.test_crop > self.test_resize:
             raise ValueError(f"test_crop ({self.test_crop}) must not exceed test_resize ({self.test_resize})")
         return self
+
+    @field_validator("train_scale")
+    @classmethod
+    def _scale(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1] <= 1:
+            raise ValueError("must be two numbers with 0 < low <= high <= 1")
+        return value
 
     @field_validator("std")
     @classmethod

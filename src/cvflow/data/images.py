@@ -35,7 +35,7 @@ def list_images(folder: Path) -> list[Path]:
 def _decode(path: Path) -> torch.Tensor | str:
     try:
         with Image.open(path) as handle:
-            array = np.asarray(handle.convert("RGB"))
+            array = np.array(handle.convert("RGB"))  # a writable copy torch can own
     except Exception as exc:  # noqa: BLE001 - any decoder failure means "corrupt"
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}"
     if array.size == 0:
@@ -100,11 +100,11 @@ class DecodedImageFolder(Dataset):
 def classification_transforms(cfg) -> tuple[v2.Compose, v2.Compose]:
     """The book's 13.2 transforms on uint8 tensors: (train, test).
 
-    train: RandomResizedCrop(train_crop) + horizontal flip; test: Resize([r, r]) + CenterCrop(c);
+    train: RandomResizedCrop(train_crop, scale=train_scale) + horizontal flip; test: Resize([r, r]) + CenterCrop(c);
     both then float in [0, 1] and normalised with ``cfg.mean`` / ``cfg.std``.
     """
     finish = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(cfg.mean), list(cfg.std))]
-    train = [v2.RandomResizedCrop(cfg.train_crop, antialias=True)]
+    train = [v2.RandomResizedCrop(cfg.train_crop, scale=tuple(cfg.train_scale), antialias=True)]
     if cfg.hflip:
         train.append(v2.RandomHorizontalFlip())
     test = [v2.Resize([cfg.test_resize, cfg.test_resize], antialias=True), v2.CenterCrop(cfg.test_crop)]

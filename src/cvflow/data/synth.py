@@ -867,15 +867,11 @@ def render_food(kind: str, rng: np.random.Generator, size: tuple[int, int]) -> I
         col = _hsv(rng, (0.0, 0.6), (0.3, 1.0))
         t0, t1 = sorted(rng.uniform(0, 1, 2))
         t1 = min(1.0, t1 + 0.3)
-        if side == 0:
-            poly = [(0, t0 * h), (depth * w, (t0 + 0.1) * h), (depth * w * 0.8, t1 * h), (0, t1 * h)]
-        elif side == 1:
-            poly = [(w, t0 * h), ((1 - depth) * w, (t0 + 0.1) * h), ((1 - depth * 0.8) * w, t1 * h), (w, t1 * h)]
-        elif side == 2:
-            poly = [(t0 * w, 0), ((t0 + 0.1) * w, depth * h), (t1 * w, depth * h * 0.8), (t1 * w, 0)]
-        else:
-            poly = [(t0 * w, h), ((t0 + 0.1) * w, (1 - depth) * h), (t1 * w, (1 - depth * 0.8) * h), (t1 * w, h)]
-        d.polygon(poly, fill=col)
+        # (distance from the border, position along it), both as fractions of the frame
+        shape = [(0.0, t0), (depth, t0 + 0.1), (depth * 0.8, t1), (0.0, t1)]
+        to_xy = (lambda q, t: (q * w, t * h), lambda q, t: ((1 - q) * w, t * h),
+                 lambda q, t: (t * w, q * h), lambda q, t: (t * w, (1 - q) * h))[side]
+        d.polygon([to_xy(q, t) for q, t in shape], fill=col)
 
     if rng.random() < 0.3:  # mild defocus (a box blur: a third of the cost of a Gaussian)
         img = img.filter(ImageFilter.BoxBlur(rng.uniform(0.3, 1.0) * min(w, h) / 96.0))
