@@ -111,7 +111,7 @@ def test_mean_colour_does_not_separate_hotdogs():
     mu = np.stack([x[train & (y == c)].mean(axis=0) for c in (False, True)])
     pred = np.linalg.norm(x[:, None] - mu[None], axis=2).argmin(axis=1).astype(bool)
     acc = (pred[~train] == y[~train]).mean()
-    assert acc < 0.75, acc
+    assert acc < 0.7, acc
 
 
 def test_hotdogs_distinguishable_from_colour_histograms_but_not_trivially():
@@ -127,4 +127,4 @@ def test_hotdogs_distinguishable_from_colour_histograms_but_not_trivially():
     t = np.where(y, 1.0, -1.0)
     w = np.linalg.solve(x[train].T @ x[train] + np.eye(x.shape[1]), x[train].T @ t[train])
     acc = ((x[~train] @ w > 0) == y[~train]).mean()
-    assert 0.58 < acc < 0.9, acc
+    assert 0.58 < acc < 0.85, acc
