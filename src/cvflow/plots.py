@@ -24,19 +24,23 @@ def _save(fig, path: Path) -> Path:
 
 def training_curves(histories: dict[str, list[dict]], path: Path, title: str = "") -> Path:
     """Loss and accuracy per epoch (the book's Animator plot); one line per run and metric."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for run, history in histories.items():
+    for index, (run, history) in enumerate(histories.items()):
         epochs = [row["epoch"] for row in history]
+        color = f"C{index}"  # one colour per run; solid = train, dashed = test
         for key, ax in (("train_loss", ax_loss), ("test_loss", ax_loss), ("train_acc", ax_acc), ("test_acc", ax_acc)):
             if history and key in history[0]:
                 style = "-" if key.startswith("train") else "--"
-                ax.plot(epochs, [row[key] for row in history], style, marker="o", label=f"{run} {key}")
+                ax.plot(epochs, [row[key] for row in history], style, color=color, marker="o", label=f"{run} {key}")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_ylim(0, 1.02)
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
