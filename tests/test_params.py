@@ -135,3 +135,19 @@ def test_params_model_rejects_extra_top_level_keys():
     with pytest.raises(ParamsError, match="hotdgo: unknown key"):
         validate(data)
     assert isinstance(validate(_repo_params()), Params)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_param_dvc_tracks_exists_in_params_yaml(profile):
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    data = _repo_params()
+    missing = []
+    for name, stage in stages.items():
+        for key in stage.get("params", []):
+            node = data
+            for part in key.replace("${profile}", profile).split("."):
+                if not isinstance(node, dict) or part not in node:
+                    missing.append(f"{name}: {key}")
+                    break
+                node = node[part]
+    assert not missing, f"dvc.yaml tracks params that params.yaml lacks ({profile}): {missing}"
