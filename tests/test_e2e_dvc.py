@@ -100,7 +100,7 @@ def test_metrics_and_plots_are_readable_by_dvc(demo_repo):
     assert plots.returncode == 0 and "finetune_history.csv" in plots.stdout
 
 
-def test_changing_finetune_lr_invalidates_only_finetune_and_evaluate(demo_repo):
+def test_changing_finetune_lr_reruns_only_finetune_and_evaluate(demo_repo):
     root, env, dvc, _ = demo_repo
     params_file = root / "params.yaml"
     original = params_file.read_text()
@@ -110,6 +110,10 @@ def test_changing_finetune_lr_invalidates_only_finetune_and_evaluate(demo_repo):
         data["hotdog"]["real"]["scratch"]["optim"]["lr"] *= 2  # the inactive profile: no effect
         params_file.write_text(yaml.safe_dump(data, sort_keys=False))
         status = _run([*dvc, "status", "--json"], root, env)
-        assert set(json.loads(status.stdout)) == {"train-hotdog-finetune", "evaluate-hotdog"}
+        assert set(json.loads(status.stdout)) == {"train-hotdog-finetune"}  # the only stage whose inputs changed
+        rerun = _run([*dvc, "repro"], root, env)
+        assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+        ran = {line.split("'")[1] for line in rerun.stdout.splitlines() if line.startswith("Running stage")}
+        assert ran == {"train-hotdog-finetune", "evaluate-hotdog"}, rerun.stdout
     finally:
         params_file.write_text(original)
