@@ -642,13 +642,24 @@ class _Py2Str(bytes):
 
 
 class _Global:
-    """A module-level name written with the GLOBAL opcode."""
+    """A module-level name, written with the GLOBAL opcode."""
 
     def __init__(self, module: str, name: str):
         self.module, self.name = module, name
 
 
+class _Reduce:
+    """An object rebuilt as ``func(*args)`` then ``__setstate__(state)`` (REDUCE, BUILD)."""
+
+    def __init__(self, func: _Global, args: tuple, state: Any = None):
+        self.func, self.args, self.state = func, args, state
+
+
 class _Py2Pickler(pickle._Pickler):  # the pure-Python pickler: its dispatch table can be extended
+    """Protocol 2 with the opcodes Python 2's cPickle wrote for the CIFAR batches: ``str`` as
+    SHORT_BINSTRING / BINSTRING, numpy arrays as ``numpy.core.multiarray._reconstruct`` +
+    BUILD with the raw bytes as a Python 2 ``str`` (numpy still reads those)."""
+
     dispatch = dict(pickle._Pickler.dispatch)
 
     def save_py2str(self, obj: bytes) -> None:
@@ -662,44 +673,28 @@ class _Py2Pickler(pickle._Pickler):  # the pure-Python pickler: its dispatch tab
     def save_global_ref(self, obj: _Global) -> None:
         self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode("ascii"))
 
+    def save_reduce_ref(self, obj: _Reduce) -> None:
+        self.save(obj.func)
+        self.save(tuple(obj.args))
+        self.write(pickle.REDUCE)
+        if obj.state is not None:
+            self.save(obj.state)
+            self.write(pickle.BUILD)
+
     dispatch[_Py2Str] = save_py2str
     dispatch[_Global] = save_global_ref
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, np.ndarray):  # as numpy 1.x on Python 2 pickled arrays
-            if obj.dtype != np.uint8:
-                raise TypeError("only uint8 arrays are written")
-            dtype = _Reduce(_Global("numpy", "dtype"), (_Py2Str(b"u1"), 0, 1),
-                            (3, _Py2Str(b"|"), None, None, None, -1, -1, 0))
-            state = (1, tuple(obj.shape), dtype, False, _Py2Str(np.ascontiguousarray(obj).tobytes()))
-            return (_reconstruct_ref, (_Global("numpy", "ndarray"), (0,), _Py2Str(b"b")), state)
-        if isinstance(obj, _Reduce):
-            return (obj.func, obj.args, obj.state)
-        return NotImplemented
+    dispatch[_Reduce] = save_reduce_ref
 
 
-class _Reduce:
-    def __init__(self, func: _Global, args: tuple, state: Any):
-        self.func, self.args, self.state = func, args, state
-
-
-def _reconstruct_ref(*args: Any) -> Any:  # placeholder: save_reduce needs a callable
-    raise AssertionError("never called")
-
-
-def _save_reduce_global(self: _Py2Pickler, func: Any, args: tuple, state: Any = None, *rest: Any, **kw: Any) -> None:
-    # Write the function as a GLOBAL (numpy.core.multiarray._reconstruct for arrays), then the
-    # arguments, REDUCE, and the state with BUILD: the opcodes Python 2 wrote.
-    ref = _Global("numpy.core.multiarray", "_reconstruct") if func is _reconstruct_ref else func
-    self.save(ref)
-    self.save(tuple(args))
-    self.write(pickle.REDUCE)
-    if state is not None:
-        self.save(state)
-        self.write(pickle.BUILD)
-
-
-_Py2Pickler.save_reduce = _save_reduce_global  # type: ignore[method-assign]
+def _py2_array(array: np.ndarray) -> _Reduce:
+    """A uint8 array as numpy 1.x pickled it on Python 2."""
+    if array.dtype != np.uint8:
+        raise TypeError("only uint8 arrays are written")
+    dtype = _Reduce(_Global("numpy", "dtype"), (_Py2Str(b"u1"), 0, 1),
+                    (3, _Py2Str(b"|"), None, None, None, -1, -1, 0))
+    state = (1, tuple(array.shape), dtype, False, _Py2Str(np.ascontiguousarray(array).tobytes()))
+    return _Reduce(_Global("numpy.core.multiarray", "_reconstruct"),
+                   (_Global("numpy", "ndarray"), (0,), _Py2Str(b"b")), state)
 
 
 def _py2_pickle(obj: Any) -> bytes:
@@ -729,6 +724,12 @@ def _write_marker(folder: Path, generator: str, **fields: Any) -> None:
     """The hidden ``.cvflow-demo.json``: the one file a real download lacks (nothing else reads it)."""
     data = {"generator": f"cvflow.data.cifar.{generator}", **fields}
     (folder / DEMO_MARKER).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _cifar_row(image: np.ndarray) -> np.ndarray:
+    """A 32x32 RGB image (HWC) as one CIFAR row: 1024 red, then 1024 green, then 1024 blue
+    values, each plane row-major (the layout the CIFAR page documents)."""
+    return image.transpose(2, 0, 1).reshape(3072)
 
 
 def _balanced_labels(n: int, n_classes: int, rng: np.random.Generator) -> np.ndarray:
@@ -795,11 +796,11 @@ def generate_cifar10_torchvision(root: str | os.PathLike, n_train: int = 5000, n
             filenames = []
             for i, label in enumerate(labels):
                 image = render_cifar(CIFAR10_CLASSES[int(label)], rng)
-                data[i] = image.transpose(2, 0, 1).reshape(3072)  # R plane, G plane, B plane
+                data[i] = _cifar_row(image)
                 filenames.append(_s(f"{CIFAR10_CLASSES[int(label)]}_s_{int(rng.integers(1, 10**6)):06d}.png"))
                 bar.advance()
             entry = {_s("batch_label"): _s(label_text), _s("labels"): [int(v) for v in labels],
-                     _s("data"): data, _s("filenames"): filenames}
+                     _s("data"): _py2_array(data), _s("filenames"): filenames}
             (tmp / name).write_bytes(_py2_pickle(entry))
 
         for k, (name, index) in enumerate(batches, start=1):
