@@ -82,7 +82,7 @@ def test_local_archive_and_bad_local_folder(tmp_path):
     fetch_hotdog(tmp_path / "hotdog", "local", path=archive)
     assert check_layout(tmp_path / "hotdog")["test"] == {"hotdog": 2, "not-hotdog": 2}
     (tmp_path / "empty" / "train").mkdir(parents=True)
-    with pytest.raises(DataError, match="holds no train/ and test/"):
+    with pytest.raises(DataError, match="does not hold train/ and test/"):
         fetch_hotdog(tmp_path / "hotdog2", "local", path=tmp_path / "empty")
 
 

@@ -10,25 +10,21 @@ Three sources give the same layout, so everything downstream is identical:
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from cvflow.console import info, progress
+from cvflow.data.sources import materialize, unpack_user_data
 from cvflow.errors import DataError
 
 CLASSES = ("hotdog", "not-hotdog")
 SPLITS = ("train", "test")
 
 
-def find_root(folder: Path) -> Path | None:
-    """The folder holding ``train/`` and ``test/`` (``folder`` itself or one level down)."""
-    for candidate in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
-        if all((candidate / split).is_dir() for split in SPLITS):
-            return candidate
-    return None
+def is_root(folder: Path) -> bool:
+    """True for the folder that holds ``train/`` and ``test/``."""
+    return all((folder / split).is_dir() for split in SPLITS)
 
 
 def check_layout(root: Path) -> dict[str, dict[str, int]]:
@@ -46,17 +42,6 @@ def check_layout(root: Path) -> dict[str, dict[str, int]]:
             if counts[split][name] == 0:
                 raise DataError(f"{folder}: no images")
     return counts
-
-
-def _link_or_copy_tree(src: Path, dst: Path) -> None:
-    """Mirror ``src`` into ``dst`` with hard links (no bytes copied), copying across file systems."""
-    def link(source: str, target: str) -> None:
-        try:
-            Path(target).hardlink_to(source)
-        except OSError:
-            shutil.copy2(source, target)
-
-    shutil.copytree(src, dst, copy_function=link)
 
 
 def generate_demo(root: Path, cfg) -> None:
@@ -86,47 +71,26 @@ def fetch_hotdog(dest: Path, source: str, *, path: Path | None = None, hub_url: 
                  demo=None, downloads: Path | None = None) -> dict[str, dict[str, int]]:
     """Materialise the data set at ``dest`` (replaced atomically); return the image counts."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    layout = "train/ and test/ folders (the layout of hotdog.zip)"
+
+    def build(work: Path) -> Path:
         if source == "demo":
             if demo is None:
                 raise DataError("source: demo needs the demo settings (hotdog.<profile>.demo)")
             generate_demo(work / "hotdog", demo)
-            root = work / "hotdog"
-        else:
-            if source == "d2l":
-                from cvflow.data.hub import fetch_hub_file
+            return work / "hotdog"
+        if source == "d2l":
+            from cvflow.data.hub import fetch_hub_file
 
-                archive = fetch_hub_file("hotdog", Path(downloads or dest.parent / "downloads"), base_url=hub_url)
-            elif source == "local":
-                if path is None:
-                    raise DataError("source local needs --path DIR_OR_ARCHIVE")
-                archive = Path(path).expanduser()
-                if not archive.exists():
-                    raise DataError(f"{archive}: no such file or folder (--path / hotdog.<profile>.data.path)")
-            else:
-                raise DataError(f"unknown source {source!r}: use demo, d2l or local")
-            if archive.is_dir():
-                found = find_root(archive)
-                if found is None:
-                    raise DataError(f"{archive}: holds no train/ and test/ folders (the layout of hotdog.zip)")
-                _link_or_copy_tree(found, work / "hotdog")
-            else:
-                from cvflow.data.archive import extract
+            archive = fetch_hub_file("hotdog", Path(downloads or dest.parent / "downloads"), base_url=hub_url)
+            return unpack_user_data(archive, work, is_root, layout)
+        if source == "local":
+            if path is None:
+                raise DataError("source local needs --path DIR_OR_ARCHIVE")
+            return unpack_user_data(Path(path), work, is_root, layout)
+        raise DataError(f"unknown source {source!r}: use demo, d2l or local")
 
-                unpacked = extract(archive, work / "unpacked")
-                found = find_root(unpacked)
-                if found is None:
-                    raise DataError(f"{archive}: holds no train/ and test/ folders (the layout of hotdog.zip)")
-                found.rename(work / "hotdog")
-            root = work / "hotdog"
-        counts = check_layout(root)
-        if dest.exists():
-            shutil.rmtree(dest)
-        root.rename(dest)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    counts = materialize(dest, build, check_layout)
     total = sum(sum(c.values()) for c in counts.values())
     info(f"hot dog data ({source}) at {dest}: {total} images, " +
          ", ".join(f"{s} {counts[s]['hotdog']}+{counts[s]['not-hotdog']}" for s in SPLITS))

@@ -1,0 +1,80 @@
+"""One way to get any data set into place, whatever its source.
+
+Every ``cvflow fetch`` goes through :func:`materialize`: the data set is built in a hidden
+folder beside its destination (generated, extracted from a verified download, or linked
+from the user's own folder or archive), its layout is checked, and only then is it swapped
+in with one rename. An interrupted fetch never leaves a half-written data set behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from cvflow.errors import DataError
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Mirror ``src`` into ``dst`` with hard links (no bytes copied), copying across file systems."""
+
+    def link(source: str, target: str) -> None:
+        try:
+            Path(target).hardlink_to(source)
+        except OSError:
+            shutil.copy2(source, target)
+
+    shutil.copytree(src, dst, copy_function=link)
+
+
+def find_root(folder: Path, is_root: Callable[[Path], bool]) -> Path | None:
+    """``folder`` itself or the first sub-folder (two levels at most) for which ``is_root`` holds."""
+    if is_root(folder):
+        return folder
+    for child in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if is_root(child):
+            return child
+        for grandchild in sorted(p for p in child.iterdir() if p.is_dir()):
+            if is_root(grandchild):
+                return grandchild
+    return None
+
+
+def unpack_user_data(path: Path, work: Path, is_root: Callable[[Path], bool], layout: str) -> Path:
+    """A user's folder (hard-linked) or archive (safely extracted) -> the data set root inside ``work``."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder (--path)")
+    if path.is_dir():
+        found = find_root(path, is_root)
+        if found is None:
+            raise DataError(f"{path}: does not hold {layout}")
+        link_tree(found, work / "linked")
+        return work / "linked"
+    from cvflow.data.archive import extract
+
+    unpacked = extract(path, work / "unpacked")
+    found = find_root(unpacked, is_root)
+    if found is None:
+        raise DataError(f"{path}: the archive does not hold {layout}")
+    return found
+
+
+def materialize(dest: Path, build: Callable[[Path], Path], check: Callable[[Path], object]):
+    """Build a data set with ``build(work_dir) -> root``, ``check(root)``, then rename it onto ``dest``.
+
+    Returns whatever ``check`` returned (counts, usually).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        root = build(work)
+        result = check(root)
+        if dest.exists():
+            shutil.rmtree(dest)
+        Path(root).rename(dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
