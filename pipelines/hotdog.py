@@ -15,7 +15,6 @@ stand-in for ImageNet), ``none`` (random) or a ``PATH.pth`` of the user's.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import csv
 import math
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -490,44 +488,14 @@ def fetch_bananas(dest: str | Path, source: str = "demo", *, path: str | Path | 
     ``local`` (``path``: that zip, or a folder holding the layout) or ``demo``
     (:func:`generate_bananas`). Returns the image count per split.
     """
+    from cvflow.data.sources import fetch_dataset
+
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        target = work / "banana-detection"
-        if source == "demo":
-            generate_bananas(target, n_train, n_val, seed, size)
-        else:
-            if source == "d2l":
-                from cvflow.data.hub import fetch_hub_file
-
-                archive = fetch_hub_file("banana-detection", Path(downloads or dest.parent / "downloads"),
-                                         base_url=hub_url)
-            elif source == "local":
-                if path is None:
-                    raise DataError("source local needs --path DIR_OR_ZIP")
-                archive = Path(path).expanduser()
-                if not archive.exists():
-                    raise DataError(f"{archive}: no such file or folder")
-            else:
-                raise DataError(f"unknown source {source!r}: use demo, d2l or local")
-            if archive.is_dir():
-                found = find_bananas_root(archive)
-                if found is None:
-                    raise DataError(f"{archive}: holds no bananas_train/ and bananas_val/ folders")
-                shutil.copytree(found, target)
-            else:
-                from cvflow.data.archive import extract
-
-                found = find_bananas_root(extract(archive, work / "unpacked"))
-                if found is None:
-                    raise DataError(f"{archive}: holds no bananas_train/ and bananas_val/ folders")
-                found.rename(target)
-        counts = check_layout(target)
-        if dest.exists():
-            shutil.rmtree(dest)
-        target.rename(dest)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    counts = fetch_dataset(
+        dest, source, layout="bananas_train/ and bananas_val/ folders", hub_key="banana-detection",
+        locate=find_bananas_root, check=check_layout,
+        generate=lambda folder: generate_bananas(folder, n_train, n_val, seed, size),
+        path=path, hub_url=hub_url, downloads=downloads,
+    )
     info(f"banana data ({source}) at {dest}: train {counts['train']}, val {counts['val']}")
     return counts

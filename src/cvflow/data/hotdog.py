@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cvflow.console import info, progress
-from cvflow.data.sources import materialize, unpack_user_data
+from cvflow.data.sources import fetch_dataset, find_root
 from cvflow.errors import DataError
 
 CLASSES = ("hotdog", "not-hotdog")
@@ -70,27 +70,13 @@ def generate_demo(root: Path, cfg) -> None:
 def fetch_hotdog(dest: Path, source: str, *, path: Path | None = None, hub_url: str | None = None,
                  demo=None, downloads: Path | None = None) -> dict[str, dict[str, int]]:
     """Materialise the data set at ``dest`` (replaced atomically); return the image counts."""
-    dest = Path(dest)
-    layout = "train/ and test/ folders (the layout of hotdog.zip)"
-
-    def build(work: Path) -> Path:
-        if source == "demo":
-            if demo is None:
-                raise DataError("source: demo needs the demo settings (hotdog.<profile>.demo)")
-            generate_demo(work / "hotdog", demo)
-            return work / "hotdog"
-        if source == "d2l":
-            from cvflow.data.hub import fetch_hub_file
-
-            archive = fetch_hub_file("hotdog", Path(downloads or dest.parent / "downloads"), base_url=hub_url)
-            return unpack_user_data(archive, work, is_root, layout)
-        if source == "local":
-            if path is None:
-                raise DataError("source local needs --path DIR_OR_ARCHIVE")
-            return unpack_user_data(Path(path), work, is_root, layout)
-        raise DataError(f"unknown source {source!r}: use demo, d2l or local")
-
-    counts = materialize(dest, build, check_layout)
+    if source == "demo" and demo is None:
+        raise DataError("source: demo needs the demo settings (hotdog.<profile>.demo)")
+    counts = fetch_dataset(
+        Path(dest), source, layout="train/ and test/ folders (the layout of hotdog.zip)", hub_key="hotdog",
+        locate=lambda folder: find_root(folder, is_root), check=check_layout,
+        generate=lambda folder: generate_demo(folder, demo), path=path, hub_url=hub_url, downloads=downloads,
+    )
     total = sum(sum(c.values()) for c in counts.values())
     info(f"hot dog data ({source}) at {dest}: {total} images, " +
          ", ".join(f"{s} {counts[s]['hotdog']}+{counts[s]['not-hotdog']}" for s in SPLITS))

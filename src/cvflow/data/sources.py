@@ -41,13 +41,16 @@ def find_root(folder: Path, is_root: Callable[[Path], bool]) -> Path | None:
     return None
 
 
-def unpack_user_data(path: Path, work: Path, is_root: Callable[[Path], bool], layout: str) -> Path:
-    """A user's folder (hard-linked) or archive (safely extracted) -> the data set root inside ``work``."""
+def unpack_user_data(path: Path, work: Path, locate: Callable[[Path], Path | None], layout: str) -> Path:
+    """A user's folder (hard-linked) or archive (safely extracted) -> the data set root inside ``work``.
+
+    ``locate(folder)`` returns the data set's root inside ``folder`` (or None).
+    """
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder (--path)")
     if path.is_dir():
-        found = find_root(path, is_root)
+        found = locate(path)
         if found is None:
             raise DataError(f"{path}: does not hold {layout}")
         link_tree(found, work / "linked")
@@ -55,10 +58,45 @@ def unpack_user_data(path: Path, work: Path, is_root: Callable[[Path], bool], la
     from cvflow.data.archive import extract
 
     unpacked = extract(path, work / "unpacked")
-    found = find_root(unpacked, is_root)
+    found = locate(unpacked)
     if found is None:
         raise DataError(f"{path}: the archive does not hold {layout}")
     return found
+
+
+def fetch_dataset(dest: Path, source: str, *, layout: str, hub_key: str, locate: Callable[[Path], Path | None],
+                  check: Callable[[Path], object], generate: Callable[[Path], object], path: Path | None = None,
+                  hub_url: str | None = None, downloads: Path | None = None, nest: str = ""):
+    """The d2l-hub data sets' one fetch: ``demo`` (``generate(folder)``), ``d2l`` (the hub file
+    ``hub_key``, SHA-1 checked and safely extracted) or ``local`` (``path``: a folder or archive).
+
+    The data set root found by ``locate`` lands at ``dest / nest`` (``nest`` keeps wrappers
+    such as ``VOCdevkit/VOC2012``); ``check(dest / nest)`` must pass first. Returns its result.
+    """
+    dest = Path(dest)
+
+    def build(work: Path) -> Path:
+        target = work / "target"
+        if source == "demo":
+            generate(target)
+            return target
+        if source == "d2l":
+            from cvflow.data.hub import fetch_hub_file
+
+            archive = fetch_hub_file(hub_key, Path(downloads or dest.parent / "downloads"), base_url=hub_url)
+        elif source == "local":
+            if path is None:
+                raise DataError("source local needs --path DIR_OR_ARCHIVE")
+            archive = Path(path)
+        else:
+            raise DataError(f"unknown source {source!r}: use demo, d2l or local")
+        root = unpack_user_data(archive, work, locate, layout)
+        place = target / nest if nest else target
+        place.parent.mkdir(parents=True, exist_ok=True)
+        root.rename(place)
+        return target
+
+    return materialize(dest, build, lambda target: check(target / nest if nest else target))
 
 
 def materialize(dest: Path, build: Callable[[Path], Path], check: Callable[[Path], object]):

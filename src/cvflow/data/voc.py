@@ -24,8 +24,6 @@ of a 256**3 table). Index 255, colour (224, 224, 192), is kept: it is the ignore
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -744,44 +742,13 @@ def fetch_voc(dest: str | Path, source: str = "demo", *, path: str | Path | None
     extracted), ``local`` (``path``: that tar, or a folder holding the layout) or ``demo``
     (:func:`generate_voc`). Returns the image count of the train and val lists.
     """
+    from cvflow.data.sources import fetch_dataset
+
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        target = work / "voc"
-        if source == "demo":
-            generate_voc(target, n_train, n_val, seed)
-        else:
-            if source == "d2l":
-                from cvflow.data.hub import fetch_hub_file
-
-                archive = fetch_hub_file("voc2012", Path(downloads or dest.parent / "downloads"), base_url=hub_url)
-            elif source == "local":
-                if path is None:
-                    raise DataError("source local needs --path DIR_OR_TAR")
-                archive = Path(path).expanduser()
-                if not archive.exists():
-                    raise DataError(f"{archive}: no such file or folder")
-            else:
-                raise DataError(f"unknown source {source!r}: use demo, d2l or local")
-            if archive.is_dir():
-                found = find_voc_root(archive)
-                if found is None:
-                    raise DataError(f"{archive}: holds no VOCdevkit/VOC2012 layout")
-                shutil.copytree(found, target / "VOCdevkit" / "VOC2012")
-            else:
-                from cvflow.data.archive import extract
-
-                found = find_voc_root(extract(archive, work / "unpacked"))
-                if found is None:
-                    raise DataError(f"{archive}: holds no VOCdevkit/VOC2012 layout")
-                (target / "VOCdevkit").mkdir(parents=True)
-                found.rename(target / "VOCdevkit" / "VOC2012")
-        counts = check_layout(target / "VOCdevkit" / "VOC2012")
-        if dest.exists():
-            shutil.rmtree(dest)
-        target.rename(dest)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    counts = fetch_dataset(
+        dest, source, layout="a VOCdevkit/VOC2012 layout", hub_key="voc2012", locate=find_voc_root,
+        check=check_layout, generate=lambda folder: generate_voc(folder, n_train, n_val, seed),
+        path=path, hub_url=hub_url, downloads=downloads, nest="VOCdevkit/VOC2012",
+    )
     info(f"VOC2012 segmentation ({source}) at {dest}: train {counts['train']}, val {counts['val']}")
     return counts
