@@ -13,7 +13,7 @@ import typer
 
 from cvflow import __version__
 from cvflow.errors import UserError
-from cvflow.stages import evaluate, fetch, pretrain, train
+from cvflow.stages import evaluate, fetch, prepare, pretrain, train
 
 app = typer.Typer(
     name="cvflow",
@@ -24,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(fetch.app, name="fetch")
+app.add_typer(prepare.app, name="prepare")
 app.add_typer(pretrain.app, name="pretrain")
 app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="evaluate")

@@ -203,6 +203,87 @@ class HotdogProfiles(Strict):
     real: Hotdog
 
 
+# --------------------------------------------------------------------------- data sets of the other tasks
+
+
+class HubData(Strict):
+    """A data set on the book's data hub: generated (demo), downloaded (d2l) or your own copy (local)."""
+
+    source: Literal["demo", "d2l", "local"]
+    path: Union[Path, None] = Field(None, description="folder or archive for source: local")
+
+    @model_validator(mode="after")
+    def _path_for_local(self) -> "HubData":
+        if self.source == "local" and self.path is None:
+            raise ValueError("source: local needs a path (data.path here, or --path): a folder or archive of the data set")
+        return self
+
+
+class CifarData(HubData):
+    source: Literal["demo", "torchvision", "local"]  # type: ignore[assignment]
+
+
+class KaggleData(HubData):
+    source: Literal["demo", "d2l", "kaggle", "local"] = Field(  # type: ignore[assignment]
+        description="demo: generated; d2l: the book's tiny sample; kaggle: the full competition (Kaggle API); "
+        "local: a folder or archive you have"
+    )
+
+
+class TwinSize(Strict):
+    """Size of a generated twin."""
+
+    train: int = Field(ge=1, le=1_000_000)
+    test: int = Field(ge=1, le=1_000_000, description="images in the test (or validation) split")
+    seed: int = Field(0, ge=0)
+
+
+class DogTwinSize(TwinSize):
+    breeds: int = Field(10, ge=2, le=120, description="the first N of the 120 real breed names")
+
+
+class DatasetProfile(Strict):
+    data: HubData
+    demo: TwinSize
+
+
+class CifarProfile(Strict):
+    data: CifarData
+    demo: TwinSize
+
+
+class PhotosProfile(Strict):
+    data: HubData
+    seed: int = Field(0, ge=0, description="seed of the generated stand-ins (source: demo)")
+
+
+class KaggleProfile(Strict):
+    data: KaggleData
+    demo: TwinSize
+    valid_ratio: float = Field(gt=0, lt=1, description="the book's valid_ratio (13.13: 0.1)")
+    reorg: Literal["link", "manifest"] = Field(
+        "link", description="link: the book's folders as hard links; manifest: CSV lists, no per-file work"
+    )
+
+
+class KaggleDogsProfile(KaggleProfile):
+    demo: DogTwinSize
+
+
+def _profiles(model: type[BaseModel]) -> type[BaseModel]:
+    """``{demo: model, real: model}``"""
+    from pydantic import create_model
+
+    return create_model(f"{model.__name__}s", __base__=Strict, demo=(model, ...), real=(model, ...))
+
+
+DatasetProfiles = _profiles(DatasetProfile)
+CifarProfiles = _profiles(CifarProfile)
+PhotosProfiles = _profiles(PhotosProfile)
+KaggleProfiles = _profiles(KaggleProfile)
+KaggleDogsProfiles = _profiles(KaggleDogsProfile)
+
+
 # --------------------------------------------------------------------------- the whole file
 
 
@@ -212,6 +293,12 @@ class Params(Strict):
     )
     common: Common = Common()
     hotdog: HotdogProfiles
+    photos: PhotosProfiles
+    bananas: DatasetProfiles
+    voc: DatasetProfiles
+    cifar10: CifarProfiles
+    kaggle_cifar10: KaggleProfiles
+    kaggle_dogs: KaggleDogsProfiles
 
     def task(self, name: str) -> Any:
         """The active profile's section of a task, e.g. ``params.task('hotdog')``."""

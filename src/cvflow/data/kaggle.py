@@ -726,3 +726,52 @@ def write_dog_submission(ids: Sequence[str], probs: Any, classes: Sequence[str],
         handle.write(",".join(header) + "\n")
         handle.writelines(ids[r] + "," + ",".join(map(repr, values[r])) + "\n" for r in rows)
     return path
+
+
+# --------------------------------------------------------------------------- fetch, any source
+
+
+def is_competition_root(labels_csv: str) -> Callable[[Path], bool]:
+    """A predicate for the folder holding ``train/``, ``test/`` and the labels CSV."""
+    return lambda folder: (folder / "train").is_dir() and (folder / "test").is_dir() and (folder / labels_csv).is_file()
+
+
+def check_competition(root: Path, labels_csv: str) -> dict[str, int]:
+    """Image counts of a competition folder; a DataError names what is missing."""
+    for needed in ("train", "test", labels_csv):
+        if not (root / needed).exists():
+            raise DataError(f"{root / needed}: missing; expected train/, test/ and {labels_csv}")
+    counts = {split: sum(1 for entry in os.scandir(root / split) if entry.is_file()) for split in ("train", "test")}
+    labels = read_csv_labels(root / labels_csv)
+    if len(labels) == 0 or counts["train"] == 0:
+        raise DataError(f"{root}: no training images or labels")
+    return {**counts, "labels": len(labels)}
+
+
+def fetch_competition(dest: Path, source: str, *, competition: str, hub_key: str, labels_csv: str,
+                      generate: Callable[[Path], object], path: Path | None = None, hub_url: str | None = None,
+                      downloads: Path | None = None, client_factory: Callable | None = None) -> dict[str, int]:
+    """A Kaggle competition's files at ``dest``: ``demo`` (generated twin), ``d2l`` (the book's
+    tiny sample from the data hub), ``kaggle`` (the full competition through the Kaggle API,
+    unpacked once into ``downloads`` and hard-linked) or ``local`` (a folder or archive)."""
+    from cvflow.data.sources import fetch_dataset, find_root, link_tree, materialize
+
+    dest = Path(dest)
+    downloads = Path(downloads or dest.parent / "downloads")
+    is_root = is_competition_root(labels_csv)
+    locate = lambda folder: find_root(folder, is_root)  # noqa: E731
+    check = lambda root: check_competition(root, labels_csv)  # noqa: E731
+    if source == "kaggle":
+        cached = kaggle_download(competition, downloads / f"kaggle-{competition}", client_factory=client_factory)
+        root = locate(cached)
+        if root is None:
+            raise DataError(f"{cached}: the download holds no train/, test/ and {labels_csv}")
+
+        def build(work: Path) -> Path:
+            link_tree(root, work / "linked")
+            return work / "linked"
+
+        return materialize(dest, build, check)
+    layout = f"train/, test/ and {labels_csv}"
+    return fetch_dataset(dest, source, layout=layout, hub_key=hub_key, locate=locate, check=check,
+                         generate=generate, path=path, hub_url=hub_url, downloads=downloads)
