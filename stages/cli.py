@@ -13,7 +13,7 @@ import typer
 
 from cvflow import __version__
 from cvflow.errors import UserError
-from cvflow.stages import evaluate, fetch, prepare, pretrain, train
+from cvflow.stages import evaluate, fetch, figures, predict, prepare, pretrain, train
 
 app = typer.Typer(
     name="cvflow",
@@ -28,6 +28,8 @@ app.add_typer(prepare.app, name="prepare")
 app.add_typer(pretrain.app, name="pretrain")
 app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="evaluate")
+app.add_typer(predict.app, name="predict")
+app.add_typer(figures.app, name="figures")
 
 
 def _version(value: bool) -> None:

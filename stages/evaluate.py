@@ -24,3 +24,15 @@ def hotdog(
 
     params, root = load(params_file, overrides, **{"common.device": device})
     pipeline.evaluate(params, root)
+
+
+@app.command("bananas")
+def bananas(
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """metrics/bananas.json: mAP@0.5, mAP@[0.5:0.95], class error and bbox MAE on bananas_val."""
+    from cvflow.pipelines import bananas as pipeline
+
+    params, root = load(params_file, overrides)
+    pipeline.evaluate(params, root)

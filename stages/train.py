@@ -39,3 +39,22 @@ def hotdog(
         "common.device": device,
     })
     pipeline.train(params, root, v)
+
+
+@app.command("bananas")
+def bananas(
+    epochs: Optional[int] = typer.Option(None, help="override the recipe's epochs"),
+    lr: Optional[float] = typer.Option(None, help="override the recipe's learning rate"),
+    batch_size: Optional[int] = typer.Option(None, help="override the recipe's (global) batch size"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N | mps"),
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """TinySSD on the banana detection set (book 13.7)."""
+    from cvflow.pipelines import bananas as pipeline
+
+    params, root = load(params_file, overrides, **{
+        "bananas.recipe.epochs": epochs, "bananas.recipe.optim.lr": lr, "bananas.recipe.batch_size": batch_size,
+        "common.device": device,
+    })
+    pipeline.train(params, root)

@@ -176,3 +176,14 @@ def test_bf16_autocast_runs_on_cpu(tmp_path):
     trainer.precision = Precision.resolve(torch.device("cpu"), "bf16")
     history = trainer.fit(*_loaders())
     assert history[0]["train_loss"] == history[0]["train_loss"]  # finite, not NaN
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+
+    from cvflow.fileio import write_json
+
+    write_json(tmp_path / "m.json", {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~umask

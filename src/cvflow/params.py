@@ -247,6 +247,19 @@ class DatasetProfile(Strict):
     demo: TwinSize
 
 
+class BananasProfile(Strict):
+    """Banana detection with TinySSD (13.6-13.7)."""
+
+    data: HubData
+    demo: TwinSize
+    image_size: int = Field(256, ge=32, le=1024, description="training and evaluation resolution (the book: 256)")
+    recipe: Recipe
+    augment: bool = Field(True, description="flips and box-keeping random crops (transforms.v2, boxes move too)")
+    nms_threshold: float = Field(0.5, gt=0, le=1, description="IoU above which NMS suppresses a box")
+    conf_threshold: float = Field(0.9, ge=0, le=1, description="boxes drawn in the predictions picture (the book: 0.9)")
+    grid_images: int = Field(8, ge=1, le=64, description="validation images drawn with their predicted boxes")
+
+
 class CifarProfile(Strict):
     data: CifarData
     demo: TwinSize
@@ -278,6 +291,7 @@ def _profiles(model: type[BaseModel]) -> type[BaseModel]:
 
 
 DatasetProfiles = _profiles(DatasetProfile)
+BananasProfiles = _profiles(BananasProfile)
 CifarProfiles = _profiles(CifarProfile)
 PhotosProfiles = _profiles(PhotosProfile)
 KaggleProfiles = _profiles(KaggleProfile)
@@ -294,7 +308,7 @@ class Params(Strict):
     common: Common = Common()
     hotdog: HotdogProfiles
     photos: PhotosProfiles
-    bananas: DatasetProfiles
+    bananas: BananasProfiles
     voc: DatasetProfiles
     cifar10: CifarProfiles
     kaggle_cifar10: KaggleProfiles

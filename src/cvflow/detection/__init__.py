@@ -26,6 +26,7 @@ from cvflow.detection.roi import roi_align, roi_pool
 from cvflow.detection.ssd import (
     RATIOS,
     SIZES,
+    DetectionTask,
     MultiboxLoss,
     TinySSD,
     base_net,
@@ -42,6 +43,7 @@ from cvflow.detection.ssd import (
 )
 
 __all__ = [
+    "DetectionTask",
     "box_corner_to_center",
     "box_center_to_corner",
     "multibox_prior",

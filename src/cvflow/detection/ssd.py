@@ -223,3 +223,42 @@ def cls_eval(cls_preds: Tensor, cls_labels: Tensor) -> float:
 def bbox_eval(bbox_preds: Tensor, bbox_labels: Tensor, bbox_masks: Tensor) -> float:
     """Sum of absolute offset errors over assigned anchors (the book's ``bbox_eval``)."""
     return float((torch.abs((bbox_labels - bbox_preds) * bbox_masks)).sum())
+
+
+class DetectionTask:
+    """The engine's task for the book's SSD training (13.7): loss, class error and bbox MAE.
+
+    Batches are :func:`cvflow.data.bananas.book_collate`'s ``(images, labels (B, m, 5))``.
+    Every statistic stays a device tensor (no ``.item()`` per batch, unlike the book's
+    ``cls_eval``/``bbox_eval``); the engine reads the sums once per epoch.
+    """
+
+    def _forward(self, model, batch):
+        from cvflow.detection.boxes import multibox_target
+
+        images, labels = batch
+        anchors, cls_preds, bbox_preds = model(images)
+        bbox_labels, bbox_masks, cls_labels = multibox_target(anchors, labels)
+        losses = calc_loss(cls_preds.float(), cls_labels, bbox_preds.float(), bbox_labels, bbox_masks)
+        sums = {
+            "loss": losses.detach().sum(),
+            "count": torch.full((), float(images.shape[0]), device=images.device),
+            "cls_correct": (cls_preds.detach().argmax(dim=-1) == cls_labels).sum().double(),
+            "cls_total": torch.full((), float(cls_labels.numel()), device=images.device),
+            "bbox_abs": (torch.abs((bbox_labels - bbox_preds.detach().float()) * bbox_masks)).sum().double(),
+            "bbox_total": torch.full((), float(bbox_labels.numel()), device=images.device),
+        }
+        return losses.mean(), sums
+
+    def train_step(self, model, batch):
+        return self._forward(model, batch)
+
+    def eval_step(self, model, batch):
+        return self._forward(model, batch)[1]
+
+    def summarize(self, sums, split):
+        return {
+            f"{split}_loss": sums["loss"] / max(sums["count"], 1.0),
+            f"{split}_class_err": 1.0 - sums["cls_correct"] / max(sums["cls_total"], 1.0),
+            f"{split}_bbox_mae": sums["bbox_abs"] / max(sums["bbox_total"], 1.0),
+        }
