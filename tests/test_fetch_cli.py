@@ -13,7 +13,6 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-import yaml
 
 from cvflow.data import hub
 from cvflow.data.bananas import BananasDataset
