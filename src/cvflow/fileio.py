@@ -48,3 +48,24 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     with atomic_open(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
         handle.write("\n")
+
+
+def replace_dir(tmp: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Rename the finished folder ``tmp`` onto ``dest``: an old ``dest`` is moved aside first and
+    removed only after the rename, or put back if the rename fails."""
+    import shutil
+
+    tmp, dest = Path(tmp), Path(dest)
+    old: Path | None = None
+    if dest.exists() or dest.is_symlink():
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+        os.replace(dest, old / "x")
+    try:
+        os.replace(tmp, dest)
+    except OSError:
+        if old is not None:
+            os.replace(old / "x", dest)
+            shutil.rmtree(old, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

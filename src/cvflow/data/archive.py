@@ -28,7 +28,7 @@ from typing import Any
 from cvflow.console import info
 from cvflow.data.download import sha1sum
 from cvflow.errors import DataError, UnsafeArchiveError, UserError
-from cvflow.fileio import write_json
+from cvflow.fileio import replace_dir, write_json
 
 __all__ = ["MARKER", "extract"]
 
@@ -350,20 +350,8 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
                                   "mtime_ns": st.st_mtime_ns})
 
         # 3. one rename onto dest (an old dest is moved aside first, then removed)
-        old: Path | None = None
-        if dest.exists() or dest.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-            os.replace(dest, old / "x")
-        try:
-            os.replace(tmp, dest)
-        except OSError:
-            if old is not None:  # put the old folder back
-                os.replace(old / "x", dest)
-                shutil.rmtree(old, ignore_errors=True)
-            raise
+        replace_dir(tmp, dest)
         tmp = None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         return dest
     except UserError:
         raise

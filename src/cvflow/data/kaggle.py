@@ -41,7 +41,7 @@ import pandas as pd
 
 from cvflow.console import info, is_interactive, progress
 from cvflow.errors import DataError, UserError
-from cvflow.fileio import atomic_open, write_json
+from cvflow.fileio import atomic_open, replace_dir, write_json
 
 __all__ = [
     "KaggleCredentials",
@@ -277,23 +277,6 @@ def _unpack_into(archive: Path, build: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _replace_dir(tmp: Path, dest: Path) -> None:
-    """Rename the finished folder ``tmp`` onto ``dest`` (an old ``dest`` is moved aside, then removed)."""
-    old: Path | None = None
-    if dest.exists() or dest.is_symlink():
-        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-        os.replace(dest, old / "x")
-    try:
-        os.replace(tmp, dest)
-    except OSError:
-        if old is not None:
-            os.replace(old / "x", dest)
-            shutil.rmtree(old, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def kaggle_download(competition: str, dest: str | os.PathLike, files: list[str] | None = None, *,
                     client_factory: Callable[[KaggleCredentials], Any] | None = None, force: bool = False) -> Path:
     """Download Kaggle ``competition`` (all files, or only ``files``) unpacked into ``dest``; return ``dest``.
@@ -364,7 +347,7 @@ def kaggle_download(competition: str, dest: str | os.PathLike, files: list[str] 
                 _unpack_into(item, build)
                 item.unlink()
         write_json(build / DOWNLOAD_MARKER, {"competition": competition, "files": wanted})
-        _replace_dir(build, dest)
+        replace_dir(build, dest)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
@@ -618,7 +601,7 @@ def reorg_kaggle(train_dir: str | os.PathLike, labels: Mapping[str, str] | str |
         write_json(build / REORG_MARKER, {"fingerprint": key, "counts": counts, "train_dir": str(train_dir),
                                           "test_dir": str(test_path) if test_path else None,
                                           "valid_ratio": float(valid_ratio), "seed": int(seed)})
-        _replace_dir(build, out_dir)
+        replace_dir(build, out_dir)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     info(f"{out_dir}: {len(frame)} training images, {n_valid} per class to valid"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from cvflow.errors import DataError
+from cvflow.fileio import replace_dir
 
 
 def link_tree(src: Path, dst: Path) -> None:
@@ -110,9 +111,7 @@ def materialize(dest: Path, build: Callable[[Path], Path], check: Callable[[Path
     try:
         root = build(work)
         result = check(root)
-        if dest.exists():
-            shutil.rmtree(dest)
-        Path(root).rename(dest)
+        replace_dir(root, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
