@@ -137,13 +137,13 @@ def _load_net(root: Path):
     return net.eval(), data["meta"]
 
 
-def _detect(net, images, nms_threshold: float):
-    """The book's predict: softmax, then multibox_detection -> (B, A, 6) rows (class, conf, box)."""
+def _detect(outputs, nms_threshold: float):
+    """The book's predict on ``net(images)``: softmax, then multibox_detection -> (B, A, 6) rows."""
     import torch
 
     from cvflow.detection import multibox_detection
 
-    anchors, cls_preds, bbox_preds = net(images)
+    anchors, cls_preds, bbox_preds = outputs
     cls_probs = torch.softmax(cls_preds, dim=2).permute(0, 2, 1)
     return multibox_detection(cls_probs, bbox_preds, anchors, nms_threshold=nms_threshold)
 
@@ -168,9 +168,10 @@ def evaluate(params: Params, root: Path) -> dict:
     sums: dict = {}
     with torch.inference_mode():
         for images, labels in loader:
-            for key, value in task.eval_step(net, (images, labels)).items():
+            outputs = net(images)
+            for key, value in task.loss_and_sums(outputs, labels)[1].items():
                 sums[key] = sums.get(key, 0.0) + float(value)
-            output = _detect(net, images, cfg.nms_threshold)
+            output = _detect(outputs, cfg.nms_threshold)
             scale = torch.tensor([images.shape[3], images.shape[2]] * 2, dtype=torch.float32)
             preds, targets = [], []
             for rows, truth in zip(output, labels):
@@ -204,13 +205,13 @@ def predict(params: Params, root: Path) -> Path:
     cfg = params.task("bananas")
     net, meta = _load_net(root)
     _, val_set = _datasets(cfg, root)
-    count = min(cfg.grid_images, len(val_set))
-    images = torch.stack([val_set[i][0] for i in range(count)])
+    items = [val_set[i] for i in range(min(cfg.grid_images, len(val_set)))]  # each transformed once
+    images = torch.stack([image for image, _ in items])
     with torch.inference_mode():
-        output = _detect(net, images.float() / 255, cfg.nms_threshold)
+        output = _detect(net(images.float() / 255), cfg.nms_threshold)
     drawn = []
-    for image, rows, index in zip(images, output, range(count)):
-        truth = val_set[index][1]["boxes"]
+    for image, rows, (_, target) in zip(images, output, items):
+        truth = target["boxes"]
         kept = rows[(rows[:, 0] >= 0) & (rows[:, 1] >= cfg.conf_threshold)]
         scale = torch.tensor([image.shape[2], image.shape[1]] * 2, dtype=torch.float32)
         canvas = draw_bounding_boxes(image, truth.as_subclass(torch.Tensor), colors="lime", width=1)

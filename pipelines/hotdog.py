@@ -14,7 +14,6 @@ stand-in for ImageNet), ``none`` (random) or a ``PATH.pth`` of the user's.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from cvflow.console import info
+from cvflow.data.download import sha1sum
 from cvflow.data.hotdog import CLASSES, fetch_hotdog
 from cvflow.data.images import DecodedImageFolder, classification_transforms
 from cvflow.engine import (
@@ -122,14 +122,6 @@ def _loaders(params: Params, paths: Paths, batch_size: int, dist_info, device):
                   pin_memory=use_pin_memory(device, params.common.pin_memory))
     return (make_loader(train_set, batch_size, train=True, **kwargs),
             make_loader(test_set, batch_size, train=False, **kwargs))
-
-
-def _file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
@@ -276,7 +268,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
         head = replace_head(model, len(CLASSES))
         head_params, body_params = head_and_body(model, head)
         groups = [{"params": body_params}, {"params": head_params, "lr_mult": recipe.optim.head_lr_mult}]
-        config["source_sha1"] = _file_sha1(paths.source_model)
+        config["source_sha1"] = sha1sum(paths.source_model)
         config["weights"] = cfg.weights
     else:
         groups = [{"params": model.parameters()}]

@@ -20,14 +20,15 @@ def load(params_file: Path, overrides: Optional[list[str]] = None, **task_overri
     ``task_overrides`` maps dotted keys relative to the active profile of a task, e.g.
     ``{"hotdog.finetune.epochs": 3}`` sets ``hotdog.<profile>.finetune.epochs``; None values are ignored.
     """
-    overrides = list(overrides or [])
-    if task_overrides:
-        from cvflow.params import read_yaml
+    from cvflow.params import read_yaml
 
-        profile = read_yaml(params_file).get("profile", "demo")
+    overrides = list(overrides or [])
+    data = read_yaml(params_file)
+    if task_overrides:
+        profile = data.get("profile", "demo")
         for key, value in task_overrides.items():
             if value is not None:
                 task, _, rest = key.partition(".")
                 overrides.append(f"{task}.{profile}.{rest}={value}" if task != "common" else f"{key}={value}")
-    params = load_params(params_file, overrides)
+    params = load_params(params_file, overrides, data=data)
     return params, params_file.resolve().parent

@@ -415,10 +415,12 @@ def validate(data: dict, source: str = "params.yaml") -> Params:
         raise ParamsError(format_validation_error(exc, source)) from None
 
 
-def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Params:
-    """Read, apply ``--set`` overrides, and validate the WHOLE file."""
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None,
+                data: dict | None = None) -> Params:
+    """Read (unless ``data``, the file already read, is given), apply ``--set`` overrides, and
+    validate the WHOLE file."""
     path = Path(path)
-    data = read_yaml(path)
+    data = read_yaml(path) if data is None else data
     if overrides:
         data = copy.deepcopy(data)
         for text in overrides:

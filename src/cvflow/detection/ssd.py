@@ -234,19 +234,25 @@ class DetectionTask:
     """
 
     def _forward(self, model, batch):
+        images, labels = batch
+        return self.loss_and_sums(model(images), labels)
+
+    def loss_and_sums(self, outputs, labels):
+        """Loss and sums from the model's ``(anchors, cls_preds, bbox_preds)`` (one forward pass serves
+        both these statistics and :func:`cvflow.detection.multibox_detection`)."""
         from cvflow.detection.boxes import multibox_target
 
-        images, labels = batch
-        anchors, cls_preds, bbox_preds = model(images)
+        anchors, cls_preds, bbox_preds = outputs
+        device, batch_size = bbox_preds.device, bbox_preds.shape[0]
         bbox_labels, bbox_masks, cls_labels = multibox_target(anchors, labels)
         losses = calc_loss(cls_preds.float(), cls_labels, bbox_preds.float(), bbox_labels, bbox_masks)
         sums = {
             "loss": losses.detach().sum(),
-            "count": torch.full((), float(images.shape[0]), device=images.device),
+            "count": torch.full((), float(batch_size), device=device),
             "cls_correct": (cls_preds.detach().argmax(dim=-1) == cls_labels).sum().double(),
-            "cls_total": torch.full((), float(cls_labels.numel()), device=images.device),
+            "cls_total": torch.full((), float(cls_labels.numel()), device=device),
             "bbox_abs": (torch.abs((bbox_labels - bbox_preds.detach().float()) * bbox_masks)).sum().double(),
-            "bbox_total": torch.full((), float(bbox_labels.numel()), device=images.device),
+            "bbox_total": torch.full((), float(bbox_labels.numel()), device=device),
         }
         return losses.mean(), sums
 
