@@ -22,6 +22,7 @@ import torchvision
 from cvflow.detection import (
     RATIOS,
     SIZES,
+    DetectionTask,
     MultiboxLoss,
     TinySSD,
     assign_anchor_to_bbox,
@@ -652,3 +653,61 @@ def test_cuda_matches_cpu():
     gpu_det = multibox_detection(cls_probs.cuda(), offset_preds.cuda(), anchors.cuda()).cpu()
     assert torch.equal(cpu_det[..., 0], gpu_det[..., 0])
     assert torch.allclose(cpu_det, gpu_det, atol=1e-5)
+
+
+def test_class_prior_init_starts_objects_at_the_prior():
+    """RetinaNet's prior, softmax form: background 1 - pi, each class pi / K, on the biases alone."""
+    torch.manual_seed(2)
+    net = TinySSD(num_classes=3, prior_prob=0.01)
+    for i in range(5):
+        predictor = getattr(net, f"cls_{i}")
+        probs = torch.softmax(predictor.bias.detach().view(-1, 4), dim=1)
+        assert torch.allclose(probs[:, 0], torch.full((net.num_anchors,), 0.99))
+        assert torch.allclose(probs[:, 1:], torch.full((net.num_anchors, 3), 0.01 / 3))
+    # The weights are the default init: only the class biases differ from a plain model.
+    torch.manual_seed(2)
+    plain_net = TinySSD(num_classes=3)
+    state = plain_net.state_dict()
+    differ = {k for k, v in net.state_dict().items() if not torch.equal(v, state[k])}
+    assert differ == {f"cls_{i}.bias" for i in range(5)}
+    # With the features too, the predicted object probability starts far below 0.5 (default: near it).
+    X = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        prior = torch.softmax(net.eval()(X)[1], dim=2)[..., 1:].sum(-1)
+        plain = torch.softmax(plain_net.eval()(X)[1], dim=2)[..., 1:].sum(-1)
+    assert prior.median() < 0.05 < 0.5 < plain.median()
+
+
+@pytest.mark.parametrize("prior", [0.0, 1.0, -0.5])
+def test_class_prior_out_of_range_is_refused(prior):
+    with pytest.raises(ValueError, match="prior_prob"):
+        TinySSD(num_classes=1, prior_prob=prior)
+
+
+def test_detection_task_statistics_are_the_books_with_the_baseline():
+    """DetectionTask's epoch statistics: the book's cls_eval / bbox_eval, plus the all-background bar."""
+    torch.manual_seed(4)
+    net = TinySSD(num_classes=2).eval()
+    X = torch.rand(3, 3, 64, 64)
+    labels = random_labels(3, 2, torch.Generator().manual_seed(21), num_classes=2)
+    task = DetectionTask()
+    with torch.no_grad():
+        outputs = net(X)
+        loss, sums = task.loss_and_sums(outputs, labels)
+    anchors, cls_preds, bbox_preds = outputs
+    bbox_labels, bbox_masks, cls_labels = multibox_target(anchors, labels)
+    expected_loss = calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks)
+    assert float(loss) == pytest.approx(float(expected_loss.mean()))
+    summary = task.summarize({k: float(v) for k, v in sums.items()}, "val")
+    assert summary["val_loss"] == pytest.approx(float(expected_loss.mean()))
+    assert summary["val_class_err"] == pytest.approx(1 - cls_eval(cls_preds, cls_labels) / cls_labels.numel())
+    assert summary["val_bbox_mae"] == pytest.approx(bbox_eval(bbox_preds, bbox_labels, bbox_masks) / bbox_labels.numel())
+    positives = int((cls_labels > 0).sum())
+    assert 0 < positives < cls_labels.numel()
+    assert summary["val_class_err_baseline"] == pytest.approx(positives / cls_labels.numel())
+    # predicting background everywhere scores exactly the baseline
+    background = torch.zeros_like(cls_preds)
+    background[..., 0] = 1.0
+    _, sums = task.loss_and_sums((anchors, background, bbox_preds), labels)
+    flat = task.summarize({k: float(v) for k, v in sums.items()}, "val")
+    assert flat["val_class_err"] == pytest.approx(flat["val_class_err_baseline"])

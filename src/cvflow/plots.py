@@ -22,27 +22,37 @@ def _save(fig, path: Path) -> Path:
     return Path(path)
 
 
-def training_curves(histories: dict[str, list[dict]], path: Path, title: str = "") -> Path:
-    """Loss and accuracy per epoch (the book's Animator plot); one line per run and metric."""
+def training_curves(histories: dict[str, list[dict]], path: Path, title: str = "", metric: str = "acc",
+                    metric_label: str = "accuracy") -> Path:
+    """Loss and one metric per epoch (the book's Animator plot); one colour per run.
+
+    Solid lines are ``train_*``, dashed ``test_*``. ``metric`` names the right panel's
+    columns (``train_<metric>``, ``test_<metric>``); accuracies get the axis 0..1. A
+    ``test_<metric>_baseline`` column (what a trivial predictor scores) is drawn dotted.
+    """
     from matplotlib.ticker import MaxNLocator
 
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.8))
     for index, (run, history) in enumerate(histories.items()):
         epochs = [row["epoch"] for row in history]
-        color = f"C{index}"  # one colour per run; solid = train, dashed = test
-        for key, ax in (("train_loss", ax_loss), ("test_loss", ax_loss), ("train_acc", ax_acc), ("test_acc", ax_acc)):
+        color = f"C{index}"  # one colour per run; solid = train, dashed = test, dotted = baseline
+        panels = (("train_loss", ax_loss, "-"), ("test_loss", ax_loss, "--"), (f"train_{metric}", ax_metric, "-"),
+                  (f"test_{metric}", ax_metric, "--"), (f"test_{metric}_baseline", ax_metric, ":"))
+        for key, ax, style in panels:
             if history and key in history[0]:
-                style = "-" if key.startswith("train") else "--"
-                ax.plot(epochs, [row[key] for row in history], style, color=color, marker="o", label=f"{run} {key}")
+                ax.plot(epochs, [row[key] for row in history], style, color=color,
+                        marker="" if style == ":" else "o", label=f"{run} {key}")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
-    ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("accuracy")
-    ax_acc.set_ylim(0, 1.02)
-    for ax in (ax_loss, ax_acc):
+    ax_metric.set_xlabel("epoch")
+    ax_metric.set_ylabel(metric_label)
+    if metric == "acc":
+        ax_metric.set_ylim(0, 1.02)
+    for ax in (ax_loss, ax_metric):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return _save(fig, path)

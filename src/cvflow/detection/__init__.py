@@ -40,6 +40,7 @@ from cvflow.detection.ssd import (
     down_sample_blk,
     flatten_pred,
     get_blk,
+    init_class_prior,
 )
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "get_blk",
     "blk_forward",
     "TinySSD",
+    "init_class_prior",
     "calc_loss",
     "MultiboxLoss",
     "cls_eval",
