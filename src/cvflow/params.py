@@ -254,6 +254,9 @@ class BananasProfile(Strict):
     demo: TwinSize
     image_size: int = Field(256, ge=32, le=1024, description="training and evaluation resolution (the book: 256)")
     recipe: Recipe
+    prior_prob: float | None = Field(None, gt=0, lt=1, description=(
+        "start every anchor as an object with this probability (RetinaNet's prior init of the class "
+        "biases; 0.01 is usual); null: PyTorch's default init, as the book"))
     augment: bool = Field(True, description="flips and box-keeping random crops (transforms.v2, boxes move too)")
     nms_threshold: float = Field(0.5, gt=0, le=1, description="IoU above which NMS suppresses a box")
     conf_threshold: float = Field(0.9, ge=0, le=1, description="boxes drawn in the predictions picture (the book: 0.9)")
