@@ -32,6 +32,11 @@ def test_real_profile_is_the_books_recipe():
     assert real.scratch.optim.lr == 5e-4 and real.scratch.optim.head_lr_mult == 1
     assert (real.transforms.train_crop, real.transforms.test_resize, real.transforms.test_crop) == (224, 256, 224)
     assert real.transforms.mean == (0.485, 0.456, 0.406) and real.transforms.std == (0.229, 0.224, 0.225)
+    bananas = load_params(REPO / "params.yaml").bananas.real  # 13.7: SGD lr 0.2, wd 5e-4, 20 epochs, batch 32
+    assert (bananas.data.source, bananas.image_size, bananas.prior_prob, bananas.conf_threshold) == ("d2l", 256, None, 0.9)
+    assert (bananas.recipe.optim.name, bananas.recipe.optim.lr, bananas.recipe.optim.weight_decay,
+            bananas.recipe.optim.momentum, bananas.recipe.optim.scheduler) == ("sgd", 0.2, 5e-4, 0.0, "none")
+    assert (bananas.recipe.epochs, bananas.recipe.batch_size) == (20, 32)
 
 
 def test_task_picks_the_active_profile():
@@ -151,3 +156,15 @@ def test_every_param_dvc_tracks_exists_in_params_yaml(profile):
                     break
                 node = node[part]
     assert not missing, f"dvc.yaml tracks params that params.yaml lacks ({profile}): {missing}"
+
+
+def test_dvc_accepts_the_pipeline_file():
+    """DVC's own schema check of dvc.yaml (e.g. a stage plot's ``y`` must be one column)."""
+    import subprocess
+    import sys
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    result = subprocess.run([sys.executable, "-m", "dvc", "dag", "--dot"], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert all(f'"{name}"' in result.stdout for name in stages), result.stdout
