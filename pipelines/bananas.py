@@ -115,6 +115,7 @@ def train(params: Params, root: Path) -> dict:
         curves = training_curves({"tinyssd": history}, reports(root) / "curves.png", "TinySSD on bananas",
                                  metric="class_err", metric_label="anchor class error")
         tracker.log_artifact(curves, "plots")
+        tracker.log_artifact(train_metrics_file(root), "metrics")
         tracker.log_artifact(model_file(root), "model")
         tracker.end()
         trainer.discard_checkpoint()
@@ -192,6 +193,7 @@ def evaluate(params: Params, root: Path) -> dict:
     tracker = reopen(root, meta.get("mlflow_run_id", "")) if meta.get("mlflow_run_id") else None
     if tracker is not None:
         tracker.log_metrics({f"eval_{k}": v for k, v in results.items()})
+        tracker.log_artifact(metrics_file(root), "metrics")
     info(f"TinySSD on bananas_val: mAP@0.5 {results['map_50']:.3f}, mAP@[0.5:0.95] {results['map']:.3f}, "
          f"class error {results['val_class_err']:.2e} (all-background "
          f"{results['val_class_err_baseline']:.2e}), bbox MAE {results['val_bbox_mae']:.2e}")

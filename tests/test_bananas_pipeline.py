@@ -33,7 +33,9 @@ def test_train_evaluate_predict(project, mlflow_uri):
     client = MlflowClient(mlflow_uri)
     run = client.search_runs([client.get_experiment_by_name("bananas").experiment_id])[0]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "test_class_err")] == [1, 2]
-    assert "eval_map_50" in run.data.metrics
+    assert "eval_map_50" in run.data.metrics and "eval_val_class_err_baseline" in run.data.metrics
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "metrics")} == {"metrics/train.json",
+                                                                                    "metrics/bananas.json"}
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} >= {"plots/predictions.png",
                                                                                   "plots/curves.png"}
 
