@@ -1,4 +1,4 @@
-"""Banana detection (book 13.6-13.7). This issue's part: the data (``cvflow fetch bananas``)."""
+"""Banana detection (book 13.6-13.7): the data, TinySSD trained, evaluated (mAP) and drawn."""
 
 from __future__ import annotations
 
@@ -51,13 +51,19 @@ def reports(root: Path) -> Path:
     return root / "data" / "reports" / "bananas"
 
 
-def _datasets(cfg, root: Path):
+def _train_set(cfg, root: Path):
     from cvflow.data.bananas import BananasDataset, detection_test_transforms, detection_train_transforms
 
     size = cfg.image_size
-    train_tf = detection_train_transforms(size) if cfg.augment else detection_test_transforms(size)
-    return (BananasDataset(data_dir(root), "train", transforms=train_tf),
-            BananasDataset(data_dir(root), "val", transforms=detection_test_transforms(size)))
+    transforms = detection_train_transforms(size) if cfg.augment else detection_test_transforms(size)
+    return BananasDataset(data_dir(root), "train", transforms=transforms)
+
+
+def _val_set(cfg, root: Path):
+    """bananas_val at the training resolution (evaluate and predict decode only this split)."""
+    from cvflow.data.bananas import BananasDataset, detection_test_transforms
+
+    return BananasDataset(data_dir(root), "val", transforms=detection_test_transforms(cfg.image_size))
 
 
 def train(params: Params, root: Path) -> dict:
@@ -79,7 +85,7 @@ def train(params: Params, root: Path) -> dict:
     device = resolve_device(params.common.device)
     dist_info = init_distributed(device)
     seed_everything(params.common.seed + dist_info.rank)
-    train_set, val_set = _datasets(cfg, root)
+    train_set, val_set = _train_set(cfg, root), _val_set(cfg, root)
     kwargs = dict(dist_info=dist_info, seed=params.common.seed, num_workers=params.common.num_workers,
                   pin_memory=use_pin_memory(device, params.common.pin_memory), collate_fn=book_collate)
     train_loader = make_loader(train_set, recipe.batch_size, train=True, **kwargs)
@@ -164,7 +170,7 @@ def evaluate(params: Params, root: Path) -> dict:
 
     cfg = params.task("bananas")
     net, meta = _load_net(root)
-    _, val_set = _datasets(cfg, root)
+    val_set = _val_set(cfg, root)
     loader = DataLoader(val_set, batch_size=32, shuffle=False, collate_fn=book_collate)
     task = DetectionTask()
     metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox")
@@ -173,7 +179,7 @@ def evaluate(params: Params, root: Path) -> dict:
         for images, labels in loader:
             outputs = net(images)
             for key, value in task.loss_and_sums(outputs, labels)[1].items():
-                sums[key] = sums.get(key, 0.0) + float(value)
+                sums[key] = sums.get(key, 0.0) + value  # tensors: read once, after the loop
             output = _detect(outputs, cfg.nms_threshold)
             scale = torch.tensor([images.shape[3], images.shape[2]] * 2, dtype=torch.float32)
             preds, targets = [], []
@@ -184,7 +190,7 @@ def evaluate(params: Params, root: Path) -> dict:
                 targets.append({"boxes": real[:, 1:] * scale, "labels": real[:, 0].long()})
             metric.update(preds, targets)
     found = metric.compute()
-    summary = task.summarize(sums, "val")
+    summary = task.summarize({key: float(value) for key, value in sums.items()}, "val")
     results = {"map_50": float(found["map_50"]), "map": float(found["map"]),
                "val_class_err": summary["val_class_err"],
                "val_class_err_baseline": summary["val_class_err_baseline"],
@@ -211,7 +217,7 @@ def predict(params: Params, root: Path) -> Path:
 
     cfg = params.task("bananas")
     net, meta = _load_net(root)
-    _, val_set = _datasets(cfg, root)
+    val_set = _val_set(cfg, root)
     count = min(cfg.grid_images, len(val_set))
     images = torch.stack([val_set[i][0] for i in range(count)])  # the network's input, transformed once
     with torch.inference_mode():

@@ -1,4 +1,4 @@
-"""Image augmentation on CIFAR-10 (book 13.1). This issue's part: ``cvflow fetch cifar10``."""
+"""Image augmentation on CIFAR-10 (book 13.1). So far: ``cvflow fetch cifar10``."""
 
 from __future__ import annotations
 

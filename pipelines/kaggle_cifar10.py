@@ -1,4 +1,4 @@
-"""Kaggle CIFAR-10 (book 13.13). This issue's part: ``cvflow fetch kaggle-cifar10`` and
+"""Kaggle CIFAR-10 (book 13.13). So far: ``cvflow fetch kaggle-cifar10`` and
 ``cvflow prepare kaggle-cifar10`` (the book's train / valid / train_valid / test split)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Kaggle dog breeds (book 13.14). This issue's part: ``cvflow fetch kaggle-dogs`` and
+"""Kaggle dog breeds (book 13.14). So far: ``cvflow fetch kaggle-dogs`` and
 ``cvflow prepare kaggle-dogs`` (the book's train / valid / train_valid / test split)."""
 
 from __future__ import annotations

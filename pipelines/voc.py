@@ -1,4 +1,4 @@
-"""Semantic segmentation on Pascal VOC2012 (book 13.9-13.11). This issue's part: ``cvflow fetch voc``."""
+"""Semantic segmentation on Pascal VOC2012 (book 13.9-13.11). So far: ``cvflow fetch voc``."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ def bananas(
     params_file: Path = ParamsOption,
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
-    """metrics/bananas.json: mAP@0.5, mAP@[0.5:0.95], class error and bbox MAE on bananas_val."""
+    """metrics/bananas.json: mAP@0.5, mAP@[0.5:0.95], class error (and its all-background baseline), bbox MAE."""
     from cvflow.pipelines import bananas as pipeline
 
     params, root = load(params_file, overrides)

@@ -13,20 +13,6 @@ app = typer.Typer(help="Get a data set into data/: download (SHA-1 checked), a l
                   no_args_is_help=True)
 
 
-@app.command("hotdog")
-def hotdog(
-    source: Optional[str] = typer.Option(None, help="demo | d2l | local (default: hotdog.<profile>.data.source)"),
-    path: Optional[Path] = typer.Option(None, help="folder or archive for --source local"),
-    params_file: Path = ParamsOption,
-    overrides: Optional[list[str]] = SetOption,
-) -> None:
-    """The hot dog set (book 13.2) into data/hotdog/{train,test}/{hotdog,not-hotdog}/."""
-    from cvflow.pipelines import hotdog as pipeline
-
-    params, root = load(params_file, overrides, **{"hotdog.data.source": source, "hotdog.data.path": path})
-    pipeline.fetch(params, root, source=source, path=path)
-
-
 def _register(name: str, section: str, module: str, sources: str, summary: str) -> None:
     """One `cvflow fetch NAME` per data set, all with the same options."""
 
@@ -46,6 +32,8 @@ def _register(name: str, section: str, module: str, sources: str, summary: str) 
     app.command(name)(command)
 
 
+_register("hotdog", "hotdog", "hotdog", "demo | d2l | local",
+          "The hot dog set (book 13.2) into data/hotdog/{train,test}/{hotdog,not-hotdog}/.")
 _register("photos", "photos", "photos", "demo | d2l | local",
           "The book's photos (catdog, rainier, autumn-oak, cat1; SHA-1 checked) into data/photos/.")
 _register("bananas", "bananas", "bananas", "demo | d2l | local",

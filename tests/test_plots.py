@@ -21,9 +21,6 @@ def _history(metric: str, epochs: int = 3, baseline: bool = False) -> list[dict]
 
 
 def _width(path) -> int:
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
     return Image.open(path).size[0]
 
 
