@@ -23,127 +23,95 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
 # ----------------------------------------------------------------------------- TinySSD (13.7)
 
 EXPERIMENT = "bananas"
+RUN = "tinyssd"
+DATA = "data/banana-detection"
 #: Detections per image scored by mAP: COCO's (and torchmetrics') limit, the most confident first.
 MAX_DETECTIONS = 100
 
 
-def model_file(root: Path) -> Path:
-    return root / "data" / "models" / "bananas" / "tinyssd.pt"
+def run_paths(root: Path):
+    """The training run's files: ``data/models/bananas/tinyssd.pt``, ``metrics/bananas/tinyssd{.json,_history.csv}``,
+    ``data/reports/bananas/tinyssd_curves.png`` (see :class:`cvflow.engine.run.RunPaths`)."""
+    from cvflow.engine.run import RunPaths
 
-
-def checkpoint_file(root: Path) -> Path:
-    return root / "data" / "checkpoints" / "bananas" / "tinyssd.pt"
-
-
-def train_metrics_file(root: Path) -> Path:
-    return root / "metrics" / "bananas" / "train.json"
-
-
-def history_file(root: Path) -> Path:
-    return root / "metrics" / "bananas" / "history.csv"
+    return RunPaths(root, EXPERIMENT, RUN)
 
 
 def metrics_file(root: Path) -> Path:
     return root / "metrics" / "bananas.json"
 
 
-def reports(root: Path) -> Path:
-    return root / "data" / "reports" / "bananas"
+def _to_float(cfg) -> list:
+    """What turns uint8 images into the floats the network is fed (``input_max``): nothing for [0, 1]
+    (:func:`~cvflow.data.bananas.book_collate` divides by 255), a plain cast for the book's 0-255."""
+    import torch
+    from torchvision.transforms import v2
+
+    return [v2.ToDtype(torch.float32, scale=False)] if cfg.input_max == 255 else []
 
 
 def _train_set(cfg, root: Path):
+    from torchvision.transforms import v2
+
     from cvflow.data.bananas import BananasDataset, detection_test_transforms, detection_train_transforms
 
     size = cfg.image_size
     transforms = detection_train_transforms(size) if cfg.augment else detection_test_transforms(size)
-    return BananasDataset(data_dir(root), "train", transforms=transforms)
+    return BananasDataset(data_dir(root), "train", transforms=v2.Compose([transforms, *_to_float(cfg)]))
 
 
 def _val_set(cfg, root: Path):
     """bananas_val at the training resolution (evaluate and predict decode only this split)."""
+    from torchvision.transforms import v2
+
     from cvflow.data.bananas import BananasDataset, detection_test_transforms
 
-    return BananasDataset(data_dir(root), "val", transforms=detection_test_transforms(cfg.image_size))
+    return BananasDataset(data_dir(root), "val",
+                          transforms=v2.Compose([detection_test_transforms(cfg.image_size), *_to_float(cfg)]))
 
 
 def train(params: Params, root: Path) -> dict:
-    """Train TinySSD (the book's recipe) with the engine: checkpoints, resume, DDP, MLflow."""
-    import pandas as pd
-    import torch
-
+    """Train TinySSD (book 13.7) as one tracked run: checkpoints, resume, DDP, MLflow."""
     from cvflow.data.bananas import book_collate
     from cvflow.detection import DetectionTask, TinySSD
-    from cvflow.engine import (Precision, Trainer, build_optimizer, build_scheduler, fingerprint,
-                               init_distributed, make_loader, resolve_device, seed_everything,
-                               shutdown_distributed, use_channels_last, use_pin_memory)
-    from cvflow.fileio import atomic_open, atomic_path, write_json
-    from cvflow.plots import training_curves
-    from cvflow.tracking import Tracker
+    from cvflow.engine.run import RunSpec, train_run
+    from cvflow.pipelines.lineage import dvc_digests
 
     cfg = params.task("bananas")
-    recipe = cfg.recipe
-    device = resolve_device(params.common.device)
-    dist_info = init_distributed(device)
-    seed_everything(params.common.seed + dist_info.rank)
-    train_set, val_set = _train_set(cfg, root), _val_set(cfg, root)
-    kwargs = dict(dist_info=dist_info, seed=params.common.seed, num_workers=params.common.num_workers,
-                  pin_memory=use_pin_memory(device, params.common.pin_memory), collate_fn=book_collate)
-    train_loader = make_loader(train_set, recipe.batch_size, train=True, **kwargs)
-    val_loader = make_loader(val_set, recipe.batch_size, train=False, **kwargs)
-    net = TinySSD(num_classes=1, prior_prob=cfg.prior_prob)
-    optimizer = build_optimizer([{"params": net.parameters()}], recipe.optim)
-    config = {"recipe": recipe.model_dump(mode="json"), "augment": cfg.augment, "seed": params.common.seed,
-              "image_size": cfg.image_size, "prior_prob": cfg.prior_prob,
+    config = {"recipe": cfg.recipe.model_dump(mode="json"), "augment": cfg.augment, "seed": params.common.seed,
+              "image_size": cfg.image_size, "prior_prob": cfg.prior_prob, "input_max": cfg.input_max,
               "data": cfg.data.model_dump(mode="json"), "demo": cfg.demo.model_dump(mode="json")}
-    trainer = Trainer(net, DetectionTask(), optimizer, recipe.epochs, device, checkpoint_file(root),
-                      fingerprint(config),
-                      scheduler=build_scheduler(optimizer, recipe.optim, recipe.epochs, len(train_loader)),
-                      precision=Precision.resolve(device, params.common.precision),
-                      channels_last=use_channels_last(device, params.common.channels_last),
-                      dist_info=dist_info, description="tinyssd")
-    extra = trainer.resume() or {}
-    tracker = None
-    if dist_info.is_main:
-        tracker = Tracker(root, EXPERIMENT, "tinyssd")
-        run_id = tracker.start(extra.get("mlflow_run_id"), tags={"stage": "train-bananas", "profile": params.profile,
-                                                                 "device": str(device)})
-        tracker.log_params({"profile": params.profile, "run": config})
-        tracker.reconcile(trainer.history)
-        extra = {"mlflow_run_id": run_id}
-    history = trainer.fit(train_loader, val_loader, callbacks=[tracker] if tracker else [], extra=extra)
-    if dist_info.is_main:
-        with atomic_path(model_file(root)) as tmp:
-            torch.save({"state_dict": net.state_dict(), "num_classes": 1,
-                        "meta": {"mlflow_run_id": tracker.run_id, "history": history}}, tmp)
-        write_json(train_metrics_file(root), history[-1])
-        with atomic_open(history_file(root), "w", encoding="utf-8", newline="") as handle:
-            pd.DataFrame(history).to_csv(handle, index=False)
-        curves = training_curves({"tinyssd": history}, reports(root) / "curves.png", "TinySSD on bananas",
-                                 metric="class_err", metric_label="anchor class error")
-        tracker.log_artifact(curves, "plots")
-        tracker.log_artifact(train_metrics_file(root), "metrics")
-        tracker.log_artifact(model_file(root), "model")
-        tracker.end()
-        trainer.discard_checkpoint()
-        last = history[-1]
+    result = train_run(RunSpec(
+        experiment=EXPERIMENT, name=RUN, paths=run_paths(root), arch="tinyssd", arch_kwargs={"num_classes": 1},
+        build=lambda: TinySSD(num_classes=1, prior_prob=cfg.prior_prob), task=DetectionTask(),
+        train_set=_train_set(cfg, root), eval_set=_val_set(cfg, root), recipe=cfg.recipe, config=config,
+        inputs={"banana-detection": data_dir(root)},
+        input_digests={"banana-detection": dvc_digests(root, DATA).get(DATA, "")},
+        classes=["banana"], collate_fn=book_collate, tags={"stage": "train-bananas"},
+        meta={"input_max": cfg.input_max, "image_size": cfg.image_size},
+        curve_metric="class_err", curve_label="anchor class error", title="TinySSD on bananas"), params)
+    last = result.final
+    if result.dist.is_main:
         info(f"TinySSD: val class error {last['test_class_err']:.2e} (all-background baseline "
              f"{last['test_class_err_baseline']:.2e}), bbox MAE {last['test_bbox_mae']:.2e}")
-    shutdown_distributed()
-    return history[-1]
+    return last
 
 
-def _load_net(root: Path):
-    import torch
-
-    from cvflow.detection import TinySSD
+def _load_net(params: Params, root: Path):
+    """The trained TinySSD on ``common.device`` (eval mode), its file's fields, precision and MLflow run."""
+    from cvflow.engine import Precision, resolve_device
     from cvflow.errors import UserError
+    from cvflow.fileio import sha1sum
+    from cvflow.models.files import load_model
+    from cvflow.tracking import find_run
 
-    if not model_file(root).exists():
-        raise UserError(f"{model_file(root)}: missing; run `cvflow train bananas` first")
-    data = torch.load(model_file(root), map_location="cpu", weights_only=True)
-    net = TinySSD(num_classes=int(data["num_classes"]))
-    net.load_state_dict(data["state_dict"])
-    return net.eval(), data["meta"]
+    path = run_paths(root).model
+    if not path.exists():
+        raise UserError(f"{path}: missing; run `cvflow train bananas` first")
+    net, data = load_model(path)
+    device = resolve_device(params.common.device)
+    return (net.to(device).eval(), data, device, Precision.resolve(device, params.common.precision),
+            find_run(root, EXPERIMENT, sha1sum(path)))
 
 
 def _detect(outputs, nms_threshold: float):
@@ -160,28 +128,30 @@ def _detect(outputs, nms_threshold: float):
 def evaluate(params: Params, root: Path) -> dict:
     """mAP@0.5 and mAP@[0.5:0.95] (torchmetrics) plus the book's class error and bbox MAE on bananas_val."""
     import torch
-    from torch.utils.data import DataLoader
     from torchmetrics.detection import MeanAveragePrecision
 
     from cvflow.data.bananas import book_collate
     from cvflow.detection import DetectionTask
+    from cvflow.engine import make_loader, move_to
     from cvflow.fileio import write_json
-    from cvflow.tracking import reopen
 
     cfg = params.task("bananas")
-    net, meta = _load_net(root)
+    net, data, device, precision, tracker = _load_net(params, root)
     val_set = _val_set(cfg, root)
-    loader = DataLoader(val_set, batch_size=32, shuffle=False, collate_fn=book_collate)
+    loader = make_loader(val_set, 32, train=False, collate_fn=book_collate, pin_memory=device.type == "cuda")
     task = DetectionTask()
-    metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox")
+    metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox").to(device)
     sums: dict = {}
     with torch.inference_mode():
         for images, labels in loader:
-            outputs = net(images)
+            images, labels = move_to((images, labels), device)
+            with precision.autocast():
+                outputs = net(images)
+            outputs = tuple(o.float() for o in outputs)
             for key, value in task.loss_and_sums(outputs, labels)[1].items():
-                sums[key] = sums.get(key, 0.0) + value  # tensors: read once, after the loop
+                sums[key] = sums.get(key, 0.0) + value  # device tensors: read once, after the loop
             output = _detect(outputs, cfg.nms_threshold)
-            scale = torch.tensor([images.shape[3], images.shape[2]] * 2, dtype=torch.float32)
+            scale = torch.tensor([images.shape[3], images.shape[2]] * 2, dtype=torch.float32, device=device)
             preds, targets = [], []
             for rows, truth in zip(output, labels):
                 kept = rows[rows[:, 0] >= 0][:MAX_DETECTIONS]  # rows come sorted by confidence
@@ -196,9 +166,8 @@ def evaluate(params: Params, root: Path) -> dict:
                "val_class_err_baseline": summary["val_class_err_baseline"],
                "val_bbox_mae": summary["val_bbox_mae"], "val_images": len(val_set)}
     write_json(metrics_file(root), results)
-    tracker = reopen(root, meta.get("mlflow_run_id", "")) if meta.get("mlflow_run_id") else None
     if tracker is not None:
-        tracker.log_metrics({f"eval_{k}": v for k, v in results.items()})
+        tracker.log_evaluation(results, step=int(data["meta"].get("epochs", 0)))
         tracker.log_artifact(metrics_file(root), "metrics")
     info(f"TinySSD on bananas_val: mAP@0.5 {results['map_50']:.3f}, mAP@[0.5:0.95] {results['map']:.3f}, "
          f"class error {results['val_class_err']:.2e} (all-background "
@@ -209,19 +178,21 @@ def evaluate(params: Params, root: Path) -> dict:
 def predict(params: Params, root: Path) -> Path:
     """Draw the boxes above ``conf_threshold`` on validation images (a PNG grid, logged to MLflow)."""
     import torch
+    from PIL import Image
     from torchvision.transforms.v2.functional import resize
     from torchvision.utils import draw_bounding_boxes, make_grid
 
+    from cvflow.data.bananas import book_collate
     from cvflow.fileio import atomic_path
-    from cvflow.tracking import reopen
 
     cfg = params.task("bananas")
-    net, meta = _load_net(root)
+    net, _, device, precision, tracker = _load_net(params, root)
     val_set = _val_set(cfg, root)
     count = min(cfg.grid_images, len(val_set))
-    images = torch.stack([val_set[i][0] for i in range(count)])  # the network's input, transformed once
-    with torch.inference_mode():
-        output = _detect(net(images.float() / 255), cfg.nms_threshold)
+    images, _ = book_collate([val_set[i] for i in range(count)])  # the network's input, as in training
+    with torch.inference_mode(), precision.autocast():
+        outputs = net(images.to(device))
+    output = _detect(tuple(o.float() for o in outputs), cfg.nms_threshold).cpu()
     drawn = []
     for index, rows in enumerate(output):  # drawn on the stored image, at its own resolution
         original = val_set.images[index]
@@ -235,12 +206,9 @@ def predict(params: Params, root: Path) -> Path:
             canvas = resize(canvas, list(drawn[0].shape[-2:]), antialias=True)
         drawn.append(canvas)
     grid = make_grid(drawn, nrow=4, padding=4, pad_value=255)
-    path = reports(root) / "predictions.png"
-    from PIL import Image
-
+    path = run_paths(root).reports / "predictions.png"
     with atomic_path(path) as tmp:
         Image.fromarray(grid.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
-    tracker = reopen(root, meta.get("mlflow_run_id", "")) if meta.get("mlflow_run_id") else None
     if tracker is not None:
         tracker.log_artifact(path, "plots")
     info(f"predictions (red: confidence >= {cfg.conf_threshold}; green: ground truth) at {path}")

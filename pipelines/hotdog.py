@@ -14,7 +14,6 @@ stand-in for ImageNet), ``none`` (random) or a ``PATH.pth`` of the user's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -24,124 +23,41 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from cvflow.console import info
-from cvflow.data.download import sha1sum
 from cvflow.data.hotdog import CLASSES, fetch_hotdog
 from cvflow.data.images import DecodedImageFolder, classification_transforms
-from cvflow.engine import (
-    ClassificationTask,
-    Precision,
-    Trainer,
-    build_optimizer,
-    build_scheduler,
-    fingerprint,
-    head_and_body,
-    init_distributed,
-    make_loader,
-    resolve_device,
-    seed_everything,
-    shutdown_distributed,
-    use_channels_last,
-    use_pin_memory,
-)
+from cvflow.engine import (ClassificationTask, Precision, head_and_body, make_loader, resolve_device, seed_everything,
+                           use_pin_memory)
+from cvflow.engine.run import RunPaths, RunSpec, resolve_workers, train_run
 from cvflow.errors import UserError
-from cvflow.fileio import atomic_open, write_json
-from cvflow.models.resnet import (
-    IMAGENET_WEIGHTS,
-    build_resnet18,
-    imagenet_state_dict,
-    load_backbone,
-    load_model,
-    read_state_dict,
-    replace_head,
-    save_model,
-)
+from cvflow.fileio import sha1sum, write_json
+from cvflow.models.files import load_model, save_model
+from cvflow.models.resnet import (IMAGENET_WEIGHTS, build_resnet18, imagenet_state_dict, load_backbone,
+                                  read_state_dict, replace_head)
 from cvflow.params import Params
+from cvflow.pipelines.lineage import dvc_digests
 from cvflow.plots import prediction_grid, training_curves
-from cvflow.tracking import Tracker, reopen
+from cvflow.tracking import find_run
 
 EXPERIMENT = "hotdog"
 VARIANTS = ("finetune", "scratch")
+DATA = "data/hotdog"
+SOURCE = "source"  # the run (and model file) the fine-tune starts from
 
 
-@dataclass(frozen=True)
-class Paths:
-    """Every file the hot dog pipeline reads or writes, relative to the project folder."""
-
-    root: Path
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data" / "hotdog"
-
-    @property
-    def downloads(self) -> Path:
-        return self.root / "data" / "downloads"
-
-    @property
-    def source_model(self) -> Path:
-        return self.root / "data" / "models" / "hotdog" / "source.pt"
-
-    def model(self, variant: str) -> Path:
-        return self.root / "data" / "models" / "hotdog" / f"{variant}.pt"
-
-    def checkpoint(self, variant: str) -> Path:
-        return self.root / "data" / "checkpoints" / "hotdog" / f"{variant}.pt"
-
-    def train_metrics(self, variant: str) -> Path:
-        return self.root / "metrics" / "hotdog" / f"{variant}.json"
-
-    def history(self, variant: str) -> Path:
-        return self.root / "metrics" / "hotdog" / f"{variant}_history.csv"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics" / "hotdog.json"
-
-    @property
-    def reports(self) -> Path:
-        return self.root / "data" / "reports" / "hotdog"
+def run_paths(root: Path, name: str) -> RunPaths:
+    """Files of the run ``name`` (source, finetune, scratch): see :class:`cvflow.engine.run.RunPaths`."""
+    return RunPaths(root, EXPERIMENT, name)
 
 
-# ----------------------------------------------------------------------------- helpers
+def metrics_file(root: Path) -> Path:
+    return root / "metrics" / "hotdog.json"
 
 
-def _runtime(params: Params):
-    common = params.common
-    device = resolve_device(common.device)
-    dist_info = init_distributed(device)
-    seed_everything(common.seed + dist_info.rank)
-    return device, dist_info
-
-
-def _loaders(params: Params, paths: Paths, batch_size: int, dist_info, device):
+def _image_sets(params: Params, root: Path) -> tuple[DecodedImageFolder, DecodedImageFolder]:
     cfg = params.task("hotdog")
     train_tf, test_tf = classification_transforms(cfg.transforms)
-    train_set = DecodedImageFolder(paths.data / "train", CLASSES, train_tf, cfg.data.on_corrupt)
-    test_set = DecodedImageFolder(paths.data / "test", CLASSES, test_tf, cfg.data.on_corrupt)
-    kwargs = dict(dist_info=dist_info, seed=params.common.seed, num_workers=params.common.num_workers,
-                  pin_memory=use_pin_memory(device, params.common.pin_memory))
-    return (make_loader(train_set, batch_size, train=True, **kwargs),
-            make_loader(test_set, batch_size, train=False, **kwargs))
-
-
-def _write_history(path: Path, history: list[dict]) -> None:
-    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
-        pd.DataFrame(history).to_csv(handle, index=False)
-
-
-def _run(trainer: Trainer, tracker: Tracker, train_loader, test_loader, params_to_log: dict, tags: dict):
-    """Resume-aware fit with MLflow: reopen the checkpoint's run, log each epoch exactly once."""
-    extra = trainer.resume() or {}
-    run_id = tracker.start(extra.get("mlflow_run_id"), tags=tags)
-    tracker.log_params(params_to_log)
-    if trainer.history:
-        tracker.reconcile(trainer.history)
-    history = trainer.fit(train_loader, test_loader, callbacks=[tracker], extra={"mlflow_run_id": run_id})
-    return history, run_id
-
-
-def _params_to_log(params: Params, section: dict) -> dict:
-    return {"profile": params.profile, "common": params.common.model_dump(mode="json"), **section}
+    return (DecodedImageFolder(root / DATA / "train", CLASSES, train_tf, cfg.data.on_corrupt),
+            DecodedImageFolder(root / DATA / "test", CLASSES, test_tf, cfg.data.on_corrupt))
 
 
 # ----------------------------------------------------------------------------- stages
@@ -149,13 +65,12 @@ def _params_to_log(params: Params, section: dict) -> dict:
 
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
     cfg = params.task("hotdog")
-    paths = Paths(root)
     source = source or cfg.data.source
     path = path or cfg.data.path
     if source == "local" and path is None:
         raise UserError("source local needs --path DIR_OR_ARCHIVE (e.g. ../shared/data/hotdog)")
-    return fetch_hotdog(paths.data, source, path=path, hub_url=params.common.hub_url, demo=cfg.demo,
-                        downloads=paths.downloads)
+    return fetch_hotdog(root / DATA, source, path=path, hub_url=params.common.hub_url, demo=cfg.demo,
+                        downloads=root / "data" / "downloads")
 
 
 class _TensorImages(Dataset):
@@ -171,15 +86,14 @@ class _TensorImages(Dataset):
         return self.transform(self.images[index]), self.labels[index]
 
 
-def _pretrain_on_source(params: Params, paths: Paths) -> tuple[nn.Module, dict]:
-    """Pretrain a ResNet-18 on the generated multi-class food set (the demo's ImageNet)."""
+def _source_run(params: Params, root: Path) -> RunSpec:
+    """The demo's stand-in for ImageNet: a ResNet-18 trained on a generated 10-class food set."""
     import numpy as np
 
     from cvflow.data.synth import FOOD_CLASSES, render_batch
 
     cfg = params.task("hotdog")
     pre = cfg.pretrain
-    device, dist_info = _runtime(params)
     n = pre.images_per_class * len(FOOD_CLASSES)
     kinds = [FOOD_CLASSES[i % len(FOOD_CLASSES)] for i in range(n)]
     info(f"generating the source set: {n} images of {len(FOOD_CLASSES)} food classes at {pre.image_size} px")
@@ -191,166 +105,140 @@ def _pretrain_on_source(params: Params, paths: Paths) -> tuple[nn.Module, dict]:
     norm = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(cfg.transforms.mean), list(cfg.transforms.std))]
     train_tf = v2.Compose([v2.RandomResizedCrop(pre.image_size, scale=(0.6, 1.0), antialias=True),
                            v2.RandomHorizontalFlip(), *norm])
-    train_set = _TensorImages(images[kept], labels[kept], train_tf)
-    test_set = _TensorImages(images[held], labels[held], v2.Compose(norm))
-    kwargs = dict(dist_info=dist_info, seed=params.common.seed, num_workers=params.common.num_workers,
-                  pin_memory=use_pin_memory(device, params.common.pin_memory))
-    recipe = pre.recipe
-    model = build_resnet18(len(FOOD_CLASSES))
-    optimizer = build_optimizer([{"params": model.parameters()}], recipe.optim)
-    config = {"stage": "pretrain", "pretrain": pre.model_dump(mode="json"), "seed": params.common.seed,
-              "transforms": cfg.transforms.model_dump(mode="json")}
-    train_loader = make_loader(train_set, recipe.batch_size, train=True, **kwargs)
-    test_loader = make_loader(test_set, recipe.batch_size, train=False, **kwargs)
-    scheduler = build_scheduler(optimizer, recipe.optim, recipe.epochs, len(train_loader))
-    trainer = Trainer(model, ClassificationTask(), optimizer, recipe.epochs, device, paths.checkpoint("source"),
-                      fingerprint(config), scheduler=scheduler,
-                      precision=Precision.resolve(device, params.common.precision),
-                      channels_last=use_channels_last(device, params.common.channels_last),
-                      dist_info=dist_info, description="pretrain source")
-    tracker = Tracker(paths.root, EXPERIMENT, "source-pretrain") if dist_info.is_main else None
-    if tracker:
-        history, run_id = _run(trainer, tracker, train_loader, test_loader,
-                               _params_to_log(params, {"pretrain": config}), {"stage": "pretrain"})
-        tracker.end()
-    else:
-        trainer.resume()
-        history, run_id = trainer.fit(train_loader, test_loader), None
-    meta = {"origin": "source", "history": history, "mlflow_run_id": run_id}
-    return model, {"classes": list(FOOD_CLASSES), "meta": meta, "trainer": trainer, "dist": dist_info}
+    return RunSpec(
+        experiment=EXPERIMENT, name=SOURCE, paths=run_paths(root, SOURCE),
+        arch="resnet18", arch_kwargs={"num_classes": len(FOOD_CLASSES)},
+        build=lambda: build_resnet18(len(FOOD_CLASSES)),
+        task=ClassificationTask(),
+        train_set=_TensorImages(images[kept], labels[kept], train_tf),
+        eval_set=_TensorImages(images[held], labels[held], v2.Compose(norm)),
+        recipe=pre.recipe,
+        config={"stage": "pretrain", "pretrain": pre.model_dump(mode="json"), "seed": params.common.seed,
+                "transforms": cfg.transforms.model_dump(mode="json")},
+        inputs={},  # generated in memory from the seeds in config
+        classes=FOOD_CLASSES, tags={"stage": "pretrain-hotdog"}, meta={"origin": "source"},
+        title="hot dog: source pretraining on generated food")
 
 
 def pretrain(params: Params, root: Path) -> Path:
-    """Write the fine-tune's starting weights to ``data/models/hotdog/source.pt``."""
+    """Write the fine-tune's starting weights to ``data/models/hotdog/source.pt``, and what they are to
+    ``metrics/hotdog/source.json`` (the source run's last epoch, or only the origin of given weights)."""
     cfg = params.task("hotdog")
-    paths = Paths(root)
+    paths = run_paths(root, SOURCE)
+    path = paths.model
     setting = f"hotdog.{params.profile}.weights"
     if cfg.weights == "source":
-        model, out = _pretrain_on_source(params, paths)
-        if out["dist"].is_main:
-            save_model(paths.source_model, model, out["classes"], out["meta"])
-            out["trainer"].discard_checkpoint()
-        shutdown_distributed()
-    elif cfg.weights == "imagenet":
+        final = train_run(_source_run(params, root), params).final
+        write_json(paths.metrics, {"origin": "source", **final})  # the run wrote it; the origin added
+        info(f"source model ({cfg.weights}) written to {path}")
+        return path
+    if cfg.weights == "imagenet":
         model = build_resnet18(1000)
         model.load_state_dict(imagenet_state_dict(setting))
-        save_model(paths.source_model, model, IMAGENET_WEIGHTS.meta["categories"], {"origin": "imagenet"})
+        save_model(path, model, "resnet18", {"num_classes": 1000}, IMAGENET_WEIGHTS.meta["categories"],
+                   {"origin": "imagenet"})
     elif cfg.weights == "none":
         seed_everything(params.common.seed)
-        save_model(paths.source_model, build_resnet18(1000), [str(i) for i in range(1000)], {"origin": "none"})
+        save_model(path, build_resnet18(1000), "resnet18", {"num_classes": 1000}, [str(i) for i in range(1000)],
+                   {"origin": "none"})
     else:
         state = read_state_dict(Path(cfg.weights), setting)
         num = state["fc.weight"].shape[0] if "fc.weight" in state else 1000
         model = build_resnet18(num)
         load_backbone(model, state, f"{setting}: {cfg.weights}")
-        save_model(paths.source_model, model, [str(i) for i in range(num)], {"origin": str(cfg.weights)})
-    info(f"source model ({cfg.weights}) written to {paths.source_model}")
-    return paths.source_model
+        save_model(path, model, "resnet18", {"num_classes": num}, [str(i) for i in range(num)],
+                   {"origin": Path(cfg.weights).name})
+    origin = cfg.weights if cfg.weights in ("imagenet", "none") else Path(cfg.weights).name
+    write_json(paths.metrics, {"origin": origin, "epoch": 0})  # given weights: nothing trained here
+    info(f"source model ({cfg.weights}) written to {path}")
+    return path
 
 
 def train(params: Params, root: Path, variant: str) -> dict:
-    """Fine-tune the source model, or train from scratch; write model, metrics, history, curves."""
+    """Fine-tune the source model, or train from scratch (book 13.2), as one tracked run."""
     if variant not in VARIANTS:
         raise UserError(f"--variant {variant!r}: use one of {', '.join(VARIANTS)}")
     cfg = params.task("hotdog")
-    paths = Paths(root)
     recipe = getattr(cfg, variant)
-    device, dist_info = _runtime(params)
-    model = build_resnet18(len(CLASSES))
+    source_file = run_paths(root, SOURCE).model
     config = {"variant": variant, "recipe": recipe.model_dump(mode="json"), "seed": params.common.seed,
               "transforms": cfg.transforms.model_dump(mode="json"), "data": cfg.data.model_dump(mode="json"),
               "demo": cfg.demo.model_dump(mode="json")}
     if variant == "finetune":
-        if not paths.source_model.exists():
-            raise UserError(f"{paths.source_model}: missing; run `cvflow pretrain hotdog` first")
-        source, _ = load_model(paths.source_model)
-        load_backbone(model, source.state_dict(), str(paths.source_model))
-        head = replace_head(model, len(CLASSES))
-        head_params, body_params = head_and_body(model, head)
-        groups = [{"params": body_params}, {"params": head_params, "lr_mult": recipe.optim.head_lr_mult}]
-        config["source_sha1"] = sha1sum(paths.source_model)
-        config["weights"] = cfg.weights
+        if not source_file.exists():
+            raise UserError(f"{source_file}: missing; run `cvflow pretrain hotdog` first")
+        config.update(source_sha1=sha1sum(source_file), weights=cfg.weights)
+
+        def build() -> nn.Module:  # the source's body, a new head (the book's finetune_net)
+            model = build_resnet18(len(CLASSES))
+            load_backbone(model, load_model(source_file)[0].state_dict(), str(source_file))
+            replace_head(model, len(CLASSES))
+            return model
+
+        def groups(model: nn.Module) -> list[dict]:  # the book's params_1x, and the head at head_lr_mult x
+            head, body = head_and_body(model, model.fc)
+            return [{"params": body}, {"params": head, "lr_mult": recipe.optim.head_lr_mult}]
     else:
-        groups = [{"params": model.parameters()}]
-    optimizer = build_optimizer(groups, recipe.optim)
-    train_loader, test_loader = _loaders(params, paths, recipe.batch_size, dist_info, device)
-    trainer = Trainer(model, ClassificationTask(), optimizer, recipe.epochs, device, paths.checkpoint(variant),
-                      fingerprint(config),
-                      scheduler=build_scheduler(optimizer, recipe.optim, recipe.epochs, len(train_loader)),
-                      precision=Precision.resolve(device, params.common.precision),
-                      channels_last=use_channels_last(device, params.common.channels_last),
-                      dist_info=dist_info, description=variant)
-    if not dist_info.is_main:
-        trainer.resume()
-        trainer.fit(train_loader, test_loader)
-        shutdown_distributed()
-        return {}
-    tracker = Tracker(root, EXPERIMENT, variant)
-    history, run_id = _run(trainer, tracker, train_loader, test_loader,
-                           _params_to_log(params, {"run": config}),
-                           {"stage": f"train-{variant}", "profile": params.profile, "variant": variant,
-                            "device": str(device), "precision": trainer.precision.name,
-                            "world_size": str(dist_info.world_size)})
-    final = {k: v for k, v in history[-1].items()}
-    save_model(paths.model(variant), model, CLASSES, {"variant": variant, "mlflow_run_id": run_id,
-                                                      "history": history})
-    write_json(paths.train_metrics(variant), final)
-    _write_history(paths.history(variant), history)
-    curve = training_curves({variant: history}, paths.reports / f"{variant}_curves.png", f"hot dog: {variant}")
-    tracker.log_artifact(curve, "plots")
-    tracker.log_artifact(paths.train_metrics(variant), "metrics")
-    tracker.log_artifact(paths.model(variant), "model")
-    tracker.end()
-    trainer.discard_checkpoint()
-    shutdown_distributed()
-    info(f"{variant}: test accuracy {final.get('test_acc', float('nan')):.3f} after {len(history)} epochs")
-    return final
+        def build() -> nn.Module:
+            return build_resnet18(len(CLASSES))
+
+        groups = None
+    train_set, test_set = _image_sets(params, root)
+    result = train_run(RunSpec(
+        experiment=EXPERIMENT, name=variant, paths=run_paths(root, variant),
+        arch="resnet18", arch_kwargs={"num_classes": len(CLASSES)}, build=build, groups=groups,
+        task=ClassificationTask(), train_set=train_set, eval_set=test_set, recipe=recipe, config=config,
+        inputs={"hotdog": root / DATA}, input_digests={"hotdog": dvc_digests(root, DATA).get(DATA, "")},
+        classes=CLASSES, tags={"stage": f"train-hotdog-{variant}", "variant": variant},
+        meta={"variant": variant}, title=f"hot dog: {variant}"), params)
+    if result.dist.is_main:
+        info(f"{variant}: test accuracy {result.final.get('test_acc', float('nan')):.3f} after "
+             f"{len(result.history)} epochs")
+    return result.final
 
 
 @torch.inference_mode()
 def evaluate(params: Params, root: Path) -> dict:
-    """Test both models; write ``metrics/hotdog.json`` and labelled prediction grids."""
+    """Test both models on ``common.device``; write ``metrics/hotdog.json`` and labelled prediction grids."""
     cfg = params.task("hotdog")
-    paths = Paths(root)
     device = resolve_device(params.common.device)
+    precision = Precision.resolve(device, params.common.precision)
     _, test_tf = classification_transforms(cfg.transforms)
-    test_set = DecodedImageFolder(paths.data / "test", CLASSES, test_tf, cfg.data.on_corrupt)
-    loader = make_loader(test_set, 256, train=False, num_workers=params.common.num_workers)
+    test_set = DecodedImageFolder(root / DATA / "test", CLASSES, test_tf, cfg.data.on_corrupt)
+    loader = make_loader(test_set, 256, train=False, num_workers=resolve_workers(params.common.num_workers, device),
+                         pin_memory=use_pin_memory(device, params.common.pin_memory))
     labels = test_set.targets
     # the grid: the first images of each class, alternating, so both classes show
     per_class = [torch.nonzero(labels == c).flatten().tolist() for c in range(len(CLASSES))]
     grid_idx = [i for pair in zip(*per_class) for i in pair][: cfg.grid_images]
     results: dict = {}
-    precision = Precision.resolve(device, params.common.precision)
+    reports = run_paths(root, "finetune").reports
     for variant in VARIANTS:
-        model, data = load_model(paths.model(variant))
+        model_file = run_paths(root, variant).model
+        model, data = load_model(model_file)
         model.to(device).eval()
         preds = []
         for images, _ in loader:
             with precision.autocast():
-                preds.append(model(images.to(device)).argmax(dim=1).cpu())
-        pred = torch.cat(preds)
+                preds.append(model(images.to(device, non_blocking=True)).argmax(dim=1))
+        pred = torch.cat(preds).cpu()  # one host copy for the whole test set
         correct = pred == labels
         per_class_acc = {CLASSES[c]: correct[labels == c].float().mean().item() for c in range(len(CLASSES))}
         results[variant] = {"test_acc": correct.float().mean().item(),
                             **{f"test_acc_{k.replace('-', '_')}": v for k, v in per_class_acc.items()}}
         grid = prediction_grid([test_set.images[i] for i in grid_idx], [CLASSES[int(pred[i])] for i in grid_idx],
-                               [CLASSES[int(labels[i])] for i in grid_idx],
-                               paths.reports / f"{variant}_predictions.png",
+                               [CLASSES[int(labels[i])] for i in grid_idx], reports / f"{variant}_predictions.png",
                                title=f"hot dog {variant}: test accuracy {results[variant]['test_acc']:.3f}")
-        tracker = reopen(root, data["meta"].get("mlflow_run_id", "")) if data["meta"].get("mlflow_run_id") else None
+        tracker = find_run(root, EXPERIMENT, sha1sum(model_file))
         if tracker is not None:
-            tracker.log_metrics({f"eval_{k}": v for k, v in results[variant].items()})
+            tracker.log_evaluation(results[variant], step=int(data["meta"].get("epochs", 0)))
             tracker.log_artifact(grid, "plots")
     results["finetune_minus_scratch"] = results["finetune"]["test_acc"] - results["scratch"]["test_acc"]
     results["test_images"] = len(test_set)
-    write_json(paths.metrics, results)
-    histories = {}
-    for variant in VARIANTS:
-        history_file = paths.history(variant)
-        if history_file.exists():
-            histories[variant] = pd.read_csv(history_file).to_dict("records")
-    training_curves(histories, paths.reports / "curves.png", "hot dog: fine-tune vs scratch")
+    write_json(metrics_file(root), results)
+    histories = {variant: pd.read_csv(run_paths(root, variant).history).to_dict("records")
+                 for variant in VARIANTS if run_paths(root, variant).history.exists()}
+    training_curves(histories, reports / "curves.png", "hot dog: fine-tune vs scratch")
     info(f"hot dog test accuracy: fine-tune {results['finetune']['test_acc']:.3f}, "
          f"scratch {results['scratch']['test_acc']:.3f}")
     return results

@@ -50,6 +50,25 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
         handle.write("\n")
 
 
+def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` (dicts with the same keys) as CSV with a header, atomically."""
+    import pandas as pd
+
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        pd.DataFrame(rows).to_csv(handle, index=False)
+
+
+def sha1sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """The SHA-1 of a file's bytes, read in chunks."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def replace_dir(tmp: str | os.PathLike, dest: str | os.PathLike) -> None:
     """Rename the finished folder ``tmp`` onto ``dest``: an old ``dest`` is moved aside first and
     removed only after the rename, or put back if the rename fails."""

@@ -46,12 +46,22 @@ class Common(Strict):
         "auto", description="auto: bf16 autocast on CUDA, fp32 elsewhere"
     )
     channels_last: Literal["auto", "on", "off"] = Field("auto", description="auto: on for CUDA")
-    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes")
+    num_workers: Union[Literal["auto"], int] = Field(
+        "auto", description="DataLoader worker processes; auto: several on CUDA, none on CPU (they would "
+        "compete with training for the same cores)"
+    )
     pin_memory: Literal["auto", "on", "off"] = Field("auto", description="auto: on for CUDA")
     hub_url: str = Field(
         "http://d2l-data.s3-accelerate.amazonaws.com/",
         description="base URL of the d2l data hub; the environment variable CVFLOW_HUB_URL overrides it",
     )
+
+    @field_validator("num_workers")
+    @classmethod
+    def _workers(cls, value: Union[str, int]) -> Union[str, int]:
+        if value != "auto" and not 0 <= int(value) <= 64:
+            raise ValueError("must be auto or a number of processes from 0 to 64")
+        return value
 
     @field_validator("device")
     @classmethod
@@ -91,11 +101,16 @@ class Optim(Strict):
 
 
 class Recipe(Strict):
-    """One training run: epochs, batch size and optimizer."""
+    """One training run: epochs, batch size, optimizer, and how a batch's losses are reduced."""
 
     epochs: int = Field(ge=1, le=10_000)
     batch_size: int = Field(ge=1, le=65_536)
     optim: Optim
+    loss_reduction: Literal["mean", "sum"] = Field(
+        "mean", description="the loss a batch back-propagates: the mean of its per-example losses, or their sum "
+        "(the book's train_batch_ch13 sums, so its learning rates for 13.1, 13.2, 13.11, 13.13 and 13.14 assume "
+        "sum; TinySSD in 13.7 takes the mean)"
+    )
 
 
 class ImageTransforms(Strict):
@@ -258,6 +273,9 @@ class BananasProfile(Strict):
         "start every anchor as an object with this probability (RetinaNet's prior init of the class "
         "biases; 0.01 is usual); null: PyTorch's default init, as the book"))
     augment: bool = Field(True, description="flips and box-keeping random crops (transforms.v2, boxes move too)")
+    input_max: Literal[1, 255] = Field(1, description=(
+        "the range of the float images the network is fed: 1 for [0, 1]; 255 for 0-255, as the book feeds "
+        "them (its BananasDataset returns features.float())"))
     nms_threshold: float = Field(0.5, gt=0, le=1, description="IoU above which NMS suppresses a box")
     conf_threshold: float = Field(0.9, ge=0, le=1, description="boxes drawn in the predictions picture (the book: 0.9)")
     grid_images: int = Field(8, ge=1, le=64, description="validation images drawn with their predicted boxes")

@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -89,7 +90,11 @@ class Tracker:
             self.experiment_id = found.experiment_id
 
     def start(self, run_id: str | None = None, tags: Mapping[str, str] | None = None) -> str:
-        """Reopen ``run_id`` if it still exists, else create a new run; return the run id."""
+        """Reopen ``run_id`` if it still exists, else create a new run; return the run id.
+
+        ``tags`` are set on a reopened run too: the device, precision or world size of a
+        resumed attempt may differ from the first one's, and the run shows the latest.
+        """
         if run_id:
             try:
                 run = self.client.get_run(run_id)
@@ -105,6 +110,8 @@ class Tracker:
             all_tags.update(tags or {})
             run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=all_tags)
             self.run_id = run.info.run_id
+        else:
+            self.set_tags({**git_tags(self.project_dir), **(tags or {})})
         return self.run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -117,8 +124,10 @@ class Tracker:
             self.client.log_batch(self.run_id, params=new[start:start + 100])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, value)
+        from mlflow.entities import RunTag
+
+        if tags:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_epoch(self, metrics: Mapping[str, float]) -> None:
         from mlflow.entities import Metric
@@ -146,18 +155,127 @@ class Tracker:
             self.log_epoch(row)
         return len(missing)
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in metrics.items()])
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_evaluation(self, metrics: Mapping[str, float], step: int) -> dict[str, float]:
+        """Log ``eval_<key>`` metrics at ``step`` (the epochs the evaluated model was trained for).
+
+        The convention: one value per key and step. A rerun of ``evaluate`` that finds the same
+        value already logged at that step logs nothing, so the history shows one point per
+        evaluated model, not one per rerun; a changed value (new evaluation code) is added as a
+        new point at the same step and becomes the run's latest. Returns what was logged.
+        """
+        wanted = {f"eval_{k}": float(v) for k, v in metrics.items()}
+        new = {}
+        for key, value in wanted.items():
+            points = [m for m in self.client.get_metric_history(self.run_id, key) if m.step == step]
+            if not points or max(points, key=lambda m: m.timestamp).value != value:
+                new[key] = value
+        if new:
+            self.log_metrics(new, step=step)
+        return new
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def log_inputs(self, inputs: Mapping[str, tuple[Path, str]], context: str = "training") -> None:
+        """Record the data sets the run read (name -> (folder, digest)) as MLflow run inputs, so the
+        runs table's Dataset column says what each run trained on. Logged once per digest."""
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        run = self.client.get_run(self.run_id)
+        logged = {(d.dataset.name, d.dataset.digest) for d in (run.inputs.dataset_inputs if run.inputs else [])}
+        entries = []
+        for name, (folder, digest) in inputs.items():
+            if (name, digest) in logged:
+                continue
+            with warnings.catch_warnings():  # a local folder matches two registered local sources: the same class
+                warnings.simplefilter("ignore", UserWarning)
+                source = resolve_dataset_source(str(Path(folder).resolve()))
+            dataset = MetaDataset(source=source, name=name, digest=digest)
+            entries.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+        if entries:
+            self.client.log_inputs(self.run_id, datasets=entries)
+
+    def log_model(self, model: Any, example_input: Any, classes: Any = None) -> None:
+        """Log ``model`` as an MLflow model (``mlflow.pytorch``, MLflow 3's default ``pt2`` format: an
+        exported graph that loads without cvflow's code) with a signature and an input example, so
+        ``mlflow.pytorch.load_model`` and the model registry take it. The signature's input is the
+        example batch's shape with any batch size; its output is given for one-tensor models (a
+        classifier's logits) and left out for tuple outputs (TinySSD's anchors, classes, boxes),
+        which MLflow's schema cannot describe. The pip requirements are given, not inferred
+        (inference imports the model in a subprocess: seconds of work that says nothing new)."""
+        import copy
+
+        import mlflow.pytorch
+        import numpy as np
+        import torch
+        from mlflow.models import ModelSignature
+        from mlflow.types import Schema, TensorSpec
+
+        model = copy.deepcopy(model).cpu().float().eval()  # trained on any device: logged for the CPU
+        example = example_input.detach().cpu().float().contiguous()
+        with torch.inference_mode():
+            output = model(example)
+
+        def spec(tensor: torch.Tensor) -> Schema:
+            return Schema([TensorSpec(np.dtype(np.float32), (-1, *tensor.shape[1:]))])
+
+        single = isinstance(output, torch.Tensor)
+        signature = ModelSignature(inputs=spec(example), outputs=spec(output) if single else None)
+        requirements = [f"torch=={torch.__version__.split('+')[0]}"]
+        # MLflow's serving check of the example expects one output tensor; for tuple outputs it only warns
+        quiet = logging.getLogger("mlflow.models.model")
+        level = quiet.level
+        if not single:
+            quiet.setLevel(logging.ERROR)
+        try:
+            with self._active():
+                mlflow.pytorch.log_model(model, name="model", signature=signature, input_example=example.numpy(),
+                                         pip_requirements=requirements,
+                                         metadata={"classes": list(classes)} if classes is not None else None)
+        finally:
+            quiet.setLevel(level)
+
+    def _active(self):
+        """This run as the fluent API's active run (``mlflow.pytorch.log_model`` logs into the active
+        run). Leaving it marks the run FINISHED; :meth:`end` then sets its real status."""
+        self._mlflow.set_tracking_uri(self.uri)
+        return self._mlflow.start_run(run_id=self.run_id)
+
     def end(self, status: str = "FINISHED") -> None:
+        """End the run as FINISHED, FAILED (an error) or KILLED (interrupted)."""
         if self.run_id:
             self.client.set_terminated(self.run_id, status=status)
+
+
+def find_run(project_dir: Path, experiment: str, model_sha1: str) -> "Tracker | None":
+    """The newest run of ``experiment`` that trained the model file whose SHA-1 is ``model_sha1``
+    (tag ``model_sha1``); None when the store holds none (e.g. the model came from ``dvc pull``)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri(project_dir))
+    try:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return None
+        runs = client.search_runs([found.experiment_id], f"tags.model_sha1 = '{model_sha1}'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+    except mlflow.exceptions.MlflowException:
+        return None
+    if not runs:
+        return None
+    tracker = Tracker(project_dir, experiment, runs[0].info.run_name)
+    tracker.run_id = runs[0].info.run_id
+    return tracker
 
 
 def reopen(project_dir: Path, run_id: str) -> Tracker | None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from cvflow.detection.boxes import multibox_prior
+from cvflow.engine.trainer import reduce_loss
 
 __all__ = [
     "SIZES",
@@ -262,13 +264,18 @@ def bbox_eval(bbox_preds: Tensor, bbox_labels: Tensor, bbox_masks: Tensor) -> fl
     return float((torch.abs((bbox_labels - bbox_preds) * bbox_masks)).sum())
 
 
+@dataclass
 class DetectionTask:
     """The engine's task for the book's SSD training (13.7): loss, class error and bbox MAE.
+
+    ``reduction``: the per-image losses are averaged (``mean``, the book's ``l.mean()``) or summed.
 
     Batches are :func:`cvflow.data.bananas.book_collate`'s ``(images, labels (B, m, 5))``.
     Every statistic stays a device tensor (no ``.item()`` per batch, unlike the book's
     ``cls_eval``/``bbox_eval``); the engine reads the sums once per epoch.
     """
+
+    reduction: str = "mean"
 
     def _forward(self, model, batch):
         images, labels = batch
@@ -292,7 +299,7 @@ class DetectionTask:
             "bbox_abs": (torch.abs((bbox_labels - bbox_preds.detach().float()) * bbox_masks)).sum().double(),
             "bbox_total": torch.full((), float(bbox_labels.numel()), device=device),
         }
-        return losses.mean(), sums
+        return reduce_loss(losses, self.reduction), sums
 
     def train_step(self, model, batch):
         return self._forward(model, batch)

@@ -35,6 +35,15 @@ from cvflow.errors import TrainingError
 CHECKPOINT_FORMAT = 1
 
 
+def _what_differs(old: Any, new: Any) -> str:
+    """'other code and other data'... for a fingerprint dict ({part: digest}); 'other settings' otherwise."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        parts = [f"other {key}" for key in new if old.get(key) != new[key]]
+        if parts:
+            return " and ".join(parts)
+    return "a run with other settings"
+
+
 class Task(Protocol):
     """What a pipeline tells the engine about its problem."""
 
@@ -48,14 +57,32 @@ class Task(Protocol):
         """Turn epoch sums into metrics, e.g. ``{'train_loss': ..., 'train_acc': ...}``."""
 
 
+def reduce_loss(losses: torch.Tensor, reduction: str) -> torch.Tensor:
+    """The loss a batch back-propagates: ``mean`` of the per-example losses, or their ``sum``
+    (the book's ``train_batch_ch13`` does ``l.sum().backward()``, so its learning rates for
+    13.1, 13.2, 13.11, 13.13 and 13.14 assume a summed loss; TinySSD in 13.7 uses the mean)."""
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "mean":
+        return losses.mean()
+    raise ValueError(f"loss reduction must be 'mean' or 'sum', got {reduction!r}")
+
+
+@dataclass
 class ClassificationTask:
-    """Cross-entropy classification: loss, accuracy (the book's ``train_batch_ch13``)."""
+    """Cross-entropy classification: loss, accuracy (the book's ``train_batch_ch13``).
+
+    ``reduction``: how the per-example losses of a batch become the loss to back-propagate
+    (:func:`reduce_loss`); a run sets it from its recipe's ``loss_reduction``.
+    """
+
+    reduction: str = "mean"
 
     def train_step(self, model, batch):
         images, labels = batch
         logits = model(images)
         losses = nn.functional.cross_entropy(logits.float(), labels, reduction="none")
-        return losses.mean(), self._sums(logits, labels, losses)
+        return reduce_loss(losses, self.reduction), self._sums(logits, labels, losses)
 
     def eval_step(self, model, batch):
         images, labels = batch
@@ -138,7 +165,7 @@ class Trainer:
     epochs: int
     device: torch.device
     checkpoint_path: Path
-    fingerprint: str
+    fingerprint: Any  # a digest, or {part: digest} (recipe, code, data): a resume needs the same
     scheduler: Any = None
     precision: Precision | None = None
     channels_last: bool = False
@@ -172,7 +199,8 @@ class Trainer:
             return None
         if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != self.fingerprint:
             if self.dist_info.is_main:
-                info(f"{self.checkpoint_path}: made by a run with other settings; starting afresh")
+                info(f"{self.checkpoint_path}: discarded, it was made by {_what_differs(state.get('fingerprint'), self.fingerprint)}; "
+                     "starting afresh")
             return None
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

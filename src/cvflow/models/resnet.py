@@ -8,22 +8,19 @@
 * ``PATH.pth``: a state dict (or a cvflow model file) of a ResNet-18.
 * ``none``: random initialisation.
 
-A cvflow *model file* is ``{"arch", "num_classes", "classes", "state_dict", "meta"}`` saved
-with :func:`save_model` (atomically) and read with :func:`load_model`.
+Model files (architecture recorded, rebuilt on load) are :mod:`cvflow.models.files`.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
 
 import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
 from cvflow.errors import UserError
-from cvflow.fileio import atomic_path
 
 IMAGENET_WEIGHTS = ResNet18_Weights.IMAGENET1K_V1
 
@@ -37,7 +34,7 @@ def imagenet_state_dict(setting: str = "weights") -> dict[str, torch.Tensor]:
     """The ImageNet ResNet-18 state dict: from the cache, else downloaded by torchvision."""
     cached = imagenet_cache_file()
     try:
-        return IMAGENET_WEIGHTS.get_state_dict(progress=cached.exists() is False, check_hash=False)
+        return IMAGENET_WEIGHTS.get_state_dict(progress=cached.exists() is False, check_hash=True)
     except Exception as exc:  # noqa: BLE001 - URLError, OSError, HTTP errors: all mean "not available"
         raise UserError(
             f"ImageNet weights not available ({type(exc).__name__}): put {os.path.basename(IMAGENET_WEIGHTS.url)} "
@@ -87,23 +84,3 @@ def load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str)
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
         raise UserError(f"{source}: not a ResNet-18 state dict ({detail})")
-
-
-def save_model(path: Path, model: nn.Module, classes: Sequence[str], meta: dict[str, Any] | None = None) -> Path:
-    """Write a cvflow model file atomically."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"arch": "resnet18", "num_classes": len(classes), "classes": list(classes),
-                    "state_dict": state, "meta": meta or {}}, tmp)
-    return Path(path)
-
-
-def load_model(path: Path) -> tuple[nn.Module, dict]:
-    """A ResNet-18 from a cvflow model file, and the file's other fields."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such model file; run the training stage first")
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_resnet18(int(data["num_classes"]))
-    model.load_state_dict(data["state_dict"])
-    return model, data

@@ -1,0 +1,226 @@
+"""One tracked training run (cvflow.engine.run): outputs, MLflow states, fingerprints, the book's loss reduction."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from torch import nn
+from torch.utils.data import Dataset
+
+from cvflow.engine import ClassificationTask
+from cvflow.engine.run import RunPaths, RunSpec, folder_digest, train_run
+from cvflow.errors import TrainingError
+from cvflow.models.files import load_model
+from cvflow.params import Recipe, load_params
+from conftest import REPO
+
+
+class _Images(Dataset):
+    """Random 3x8x8 images with two classes; ``trap`` raises once ``armed`` and index 0 is read."""
+
+    def __init__(self, n: int = 32, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 3, 8, 8, generator=g)
+        self.y = torch.randint(0, 2, (n,), generator=g)
+        self.trap: BaseException | None = None
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        if self.trap is not None and i == 0:
+            raise self.trap
+        return self.x[i], self.y[i]
+
+
+class _NaNAfter(nn.Module):
+    """A tiny classifier whose output turns NaN from its ``after``-th forward pass in training."""
+
+    def __init__(self, after: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(192, 2))
+        self.after, self.calls = after, 0
+
+    def forward(self, x):
+        out = self.net(x)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.after:
+                out = out * float("nan")
+        return out
+
+
+def _params():
+    return load_params(REPO / "params.yaml", ["common.device=cpu"])
+
+
+def _recipe(epochs=2, reduction="mean"):
+    return Recipe.model_validate({"epochs": epochs, "batch_size": 8, "loss_reduction": reduction,
+                                  "optim": {"name": "sgd", "lr": 0.05}})
+
+
+def _spec(root, data_dir, train_set, build, epochs=2, name="tiny"):
+    return RunSpec(experiment="unit", name=name, paths=RunPaths(root, "unit", name), arch="resnet18",
+                   arch_kwargs={"num_classes": 2}, build=build, task=ClassificationTask(), train_set=train_set,
+                   eval_set=_Images(16, seed=1), recipe=_recipe(epochs), config={"k": 1},
+                   inputs={"unit-data": data_dir}, classes=["a", "b"])
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    folder = tmp_path / "data-in"
+    folder.mkdir()
+    (folder / "a.txt").write_text("1234")
+    return folder
+
+
+def _runs(uri):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("unit")
+    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_outputs_hold_results_only_and_mlflow_has_the_rest(tmp_path, mlflow_uri, data_dir):
+    from cvflow.models.resnet import build_resnet18
+
+    result = train_run(_spec(tmp_path, data_dir, _Images(), lambda: build_resnet18(2)), _params())
+    paths = RunPaths(tmp_path, "unit", "tiny")
+    final = json.loads(paths.metrics.read_text())
+    header = paths.history.read_text().splitlines()[0].split(",")
+    # wall-clock figures differ between two identical runs: never in the files DVC hashes
+    for key in ("epoch_seconds", "examples_per_sec"):
+        assert key not in final and key not in header
+        assert key in result.history[-1]
+    assert final["epoch"] == 2 and paths.curves.stat().st_size > 1000
+    model, data = load_model(paths.model)  # the architecture is recorded in the file and rebuilt
+    assert data["arch"] == "resnet18" and data["classes"] == ["a", "b"] and data["meta"] == {"epochs": 2}
+    assert "mlflow_run_id" not in json.dumps(data["meta"])
+    client, runs = _runs(mlflow_uri)
+    (run,) = runs
+    assert run.info.status == "FINISHED" and run.info.run_id == result.run_id
+    assert {"device", "precision", "world_size", "model_sha1"} <= set(run.data.tags)
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch_seconds")] == [1, 2]
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.name == "unit-data" and dataset.dataset.digest == folder_digest(data_dir)
+    logged = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id='{run.info.run_id}'")
+    assert [m.name for m in logged] == ["model"]
+    import mlflow.pytorch
+
+    loaded = mlflow.pytorch.load_model(f"models:/{logged[0].model_id}")
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.allclose(loaded(x), model.eval()(x), atol=1e-5)
+
+
+def test_nan_ends_the_run_failed_and_keeps_nothing_running(tmp_path, mlflow_uri, data_dir):
+    with pytest.raises(TrainingError, match=r"epoch 1, step 2"):
+        train_run(_spec(tmp_path, data_dir, _Images(), lambda: _NaNAfter(after=2)), _params())
+    _, runs = _runs(mlflow_uri)
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert not RunPaths(tmp_path, "unit", "tiny").model.exists()
+
+
+def test_interrupt_is_killed_and_resume_finishes_the_same_run(tmp_path, mlflow_uri, data_dir):
+    from cvflow.models.resnet import build_resnet18
+
+    train_set = _Images()
+
+    class StopInEpoch2:  # Ctrl-C during epoch 2, after epoch 1's checkpoint
+        def on_epoch_end(self, metrics):
+            train_set.trap = KeyboardInterrupt()
+
+    spec = _spec(tmp_path, data_dir, train_set, lambda: build_resnet18(2))
+    import cvflow.engine.run as run_module
+
+    original = run_module.Trainer.fit
+
+    def fit(self, train_loader, eval_loader=None, callbacks=(), extra=None):
+        return original(self, train_loader, eval_loader, [*callbacks, StopInEpoch2()], extra)
+
+    run_module.Trainer.fit = fit
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_run(spec, _params())
+    finally:
+        run_module.Trainer.fit = original
+    client, runs = _runs(mlflow_uri)
+    assert [r.info.status for r in runs] == ["KILLED"]
+    assert RunPaths(tmp_path, "unit", "tiny").checkpoint.exists()
+    train_set.trap = None
+    result = train_run(spec, _params())
+    client, runs = _runs(mlflow_uri)
+    assert [r.info.status for r in runs] == ["FINISHED"] and runs[0].info.run_id == result.run_id
+    assert [m.step for m in client.get_metric_history(result.run_id, "train_loss")] == [1, 2]
+
+
+def test_a_checkpoint_of_other_data_is_not_resumed(tmp_path, mlflow_uri, data_dir, capsys):
+    from cvflow.models.resnet import build_resnet18
+
+    spec2 = _spec(tmp_path, data_dir, _Images(), lambda: build_resnet18(2), epochs=2)
+    checkpoint = RunPaths(tmp_path, "unit", "tiny").checkpoint
+    import cvflow.engine.run as run_module
+
+    original = run_module.Trainer.fit
+
+    def fit_one_epoch_then_stop(self, train_loader, eval_loader=None, callbacks=(), extra=None):
+        self.epochs = 1
+        original(self, train_loader, eval_loader, callbacks, extra)
+        raise KeyboardInterrupt  # epoch 1's checkpoint is on disk
+
+    run_module.Trainer.fit = fit_one_epoch_then_stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_run(spec2, _params())
+    finally:
+        run_module.Trainer.fit = original
+    assert checkpoint.exists()
+    (data_dir / "a.txt").write_text("12345")  # the data changed: its identity (file sizes) too
+    capsys.readouterr()
+    result = train_run(spec2, _params())
+    err = capsys.readouterr().err
+    assert f"{checkpoint}: discarded, it was made by other data" in " ".join(err.split())
+    client, runs = _runs(mlflow_uri)
+    # the stale checkpoint's MLflow run was not reopened: a new run trained both epochs
+    assert runs[-1].info.run_id == result.run_id and runs[-1].info.status == "FINISHED"
+    assert result.run_id not in {r.info.run_id for r in runs[:-1]}
+    assert [m.step for m in client.get_metric_history(result.run_id, "train_loss")] == [1, 2]
+
+
+# ----------------------------------------------------------------------------- the book's reduction
+
+
+def _book_train_batch_ch13(net, X, y, loss, trainer):
+    """d2l 1.0.3's ``train_batch_ch13`` (d2l/torch.py), minus the device moves: the reference."""
+    net.train()
+    trainer.zero_grad()
+    pred = net(X)
+    l = loss(pred, y)  # noqa: E741 - the book's name
+    l.sum().backward()
+    trainer.step()
+    return l.sum(), (pred.argmax(dim=1) == y).sum()
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_one_sgd_step_matches_the_books_train_batch(tmp_path, reduction):
+    from cvflow.engine import Trainer, build_optimizer
+    from cvflow.params import Optim
+
+    torch.manual_seed(0)
+    reference = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    ours = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    ours.load_state_dict(reference.state_dict())
+    before = reference[1].weight.detach().clone()
+    X, y = torch.randn(5, 3, 2, 2), torch.tensor([0, 1, 2, 1, 0])
+    lr = 0.1
+    book_trainer = torch.optim.SGD(reference.parameters(), lr=lr if reduction == "sum" else lr / len(y))
+    _book_train_batch_ch13(reference, X, y, nn.CrossEntropyLoss(reduction="none"), book_trainer)
+    optimizer = build_optimizer([{"params": ours.parameters()}], Optim(name="sgd", lr=lr))
+    trainer = Trainer(ours, ClassificationTask(reduction=reduction), optimizer, 1, torch.device("cpu"),
+                      tmp_path / "c.pt", "f")
+    trainer.train_epoch([(X, y)], 0)
+    # sum: the book's step exactly; mean: the same step at lr / batch size (what sum means for the lr)
+    for a, b in zip(reference.parameters(), ours.parameters()):
+        assert torch.allclose(a, b, atol=1e-7), reduction
+    assert not torch.allclose(before, ours[1].weight)  # a real step was taken
