@@ -24,19 +24,57 @@ def test_repository_params_are_valid_for_both_profiles():
         assert section.finetune.optim.head_lr_mult == 10
 
 
-def test_real_profile_is_the_books_recipe():
-    real = load_params(REPO / "params.yaml").hotdog.real
-    assert real.data.source == "d2l" and real.weights == "imagenet"
-    assert (real.finetune.optim.lr, real.finetune.optim.weight_decay, real.finetune.batch_size,
-            real.finetune.epochs) == (5e-5, 1e-3, 128, 5)
-    assert real.scratch.optim.lr == 5e-4 and real.scratch.optim.head_lr_mult == 1
-    assert (real.transforms.train_crop, real.transforms.test_resize, real.transforms.test_crop) == (224, 256, 224)
-    assert real.transforms.mean == (0.485, 0.456, 0.406) and real.transforms.std == (0.229, 0.224, 0.225)
-    bananas = load_params(REPO / "params.yaml").bananas.real  # 13.7: SGD lr 0.2, wd 5e-4, 20 epochs, batch 32
-    assert (bananas.data.source, bananas.image_size, bananas.prior_prob, bananas.conf_threshold) == ("d2l", 256, None, 0.9)
-    assert (bananas.recipe.optim.name, bananas.recipe.optim.lr, bananas.recipe.optim.weight_decay,
-            bananas.recipe.optim.momentum, bananas.recipe.optim.scheduler) == ("sgd", 0.2, 5e-4, 0.0, "none")
-    assert (bananas.recipe.epochs, bananas.recipe.batch_size) == (20, 32)
+#: The book's numbers (d2l 1.0.3, PyTorch edition), side by side with the params key that must hold them.
+#: train_batch_ch13 back-propagates l.sum() (13.1, 13.2, 13.11, 13.13, 13.14); TinySSD (13.7) l.mean().
+BOOK = [
+    # 13.2 fine-tuning: train_fine_tuning(finetune_net, 5e-5) / (scratch_net, 5e-4, param_group=False)
+    ("hotdog.real.data.source", "d2l", "13.2 d2l.download_extract('hotdog')"),
+    ("hotdog.real.weights", "imagenet", "13.2 torchvision.models.resnet18(weights=IMAGENET1K_V1)"),
+    ("hotdog.real.finetune.optim.name", "sgd", "13.2 torch.optim.SGD"),
+    ("hotdog.real.finetune.optim.lr", 5e-5, "13.2 train_fine_tuning(finetune_net, 5e-5)"),
+    ("hotdog.real.finetune.optim.weight_decay", 1e-3, "13.2 weight_decay=0.001"),
+    ("hotdog.real.finetune.optim.momentum", 0.0, "13.2 SGD without momentum"),
+    ("hotdog.real.finetune.optim.head_lr_mult", 10, "13.2 {'params': net.fc.parameters(), 'lr': lr * 10}"),
+    ("hotdog.real.finetune.optim.scheduler", "none", "13.2 no schedule"),
+    ("hotdog.real.finetune.batch_size", 128, "13.2 batch_size=128"),
+    ("hotdog.real.finetune.epochs", 5, "13.2 num_epochs=5"),
+    ("hotdog.real.finetune.loss_reduction", "sum", "13.2 train_ch13 -> train_batch_ch13: l.sum().backward()"),
+    ("hotdog.real.scratch.optim.lr", 5e-4, "13.2 train_fine_tuning(scratch_net, 5e-4, param_group=False)"),
+    ("hotdog.real.scratch.optim.weight_decay", 1e-3, "13.2 weight_decay=0.001"),
+    ("hotdog.real.scratch.optim.head_lr_mult", 1, "13.2 param_group=False: one lr"),
+    ("hotdog.real.scratch.batch_size", 128, "13.2 batch_size=128"),
+    ("hotdog.real.scratch.epochs", 5, "13.2 num_epochs=5"),
+    ("hotdog.real.scratch.loss_reduction", "sum", "13.2 train_batch_ch13: l.sum().backward()"),
+    ("hotdog.real.transforms.train_crop", 224, "13.2 RandomResizedCrop(224)"),
+    ("hotdog.real.transforms.train_scale", (0.08, 1.0), "13.2 RandomResizedCrop's default scale"),
+    ("hotdog.real.transforms.test_resize", 256, "13.2 Resize([256, 256])"),
+    ("hotdog.real.transforms.test_crop", 224, "13.2 CenterCrop(224)"),
+    ("hotdog.real.transforms.mean", (0.485, 0.456, 0.406), "13.2 normalize"),
+    ("hotdog.real.transforms.std", (0.229, 0.224, 0.225), "13.2 normalize"),
+    # 13.6-13.7 TinySSD on bananas
+    ("bananas.real.data.source", "d2l", "13.6 d2l.download_extract('banana-detection')"),
+    ("bananas.real.image_size", 256, "13.6 the 256x256 images, no resize"),
+    ("bananas.real.input_max", 255, "13.6 BananasDataset.__getitem__: features[idx].float() (0-255)"),
+    ("bananas.real.augment", False, "13.6 no augmentation"),
+    ("bananas.real.prior_prob", None, "13.7 PyTorch's default init"),
+    ("bananas.real.recipe.optim.name", "sgd", "13.7 torch.optim.SGD"),
+    ("bananas.real.recipe.optim.lr", 0.2, "13.7 lr=0.2"),
+    ("bananas.real.recipe.optim.weight_decay", 5e-4, "13.7 weight_decay=5e-4"),
+    ("bananas.real.recipe.optim.momentum", 0.0, "13.7 SGD without momentum"),
+    ("bananas.real.recipe.optim.scheduler", "none", "13.7 no schedule"),
+    ("bananas.real.recipe.epochs", 20, "13.7 num_epochs = 20"),
+    ("bananas.real.recipe.batch_size", 32, "13.6 load_data_bananas(batch_size=32)"),
+    ("bananas.real.recipe.loss_reduction", "mean", "13.7 l.mean().backward()"),
+    ("bananas.real.conf_threshold", 0.9, "13.7 display(img, output.cpu(), threshold=0.9)"),
+]
+
+
+@pytest.mark.parametrize("key, book, where", BOOK, ids=[row[0] for row in BOOK])
+def test_real_profile_is_the_books_recipe(key, book, where):
+    value = load_params(REPO / "params.yaml")
+    for part in key.split("."):
+        value = getattr(value, part)
+    assert value == book, f"{key} = {value!r}, the book has {book!r} ({where})"
 
 
 def test_task_picks_the_active_profile():
@@ -81,7 +119,7 @@ def test_unknown_key_lists_the_allowed_keys():
     data = _repo_params()
     data["hotdog"]["demo"]["finetune"]["learning_rate"] = 0.1
     with pytest.raises(ParamsError, match=r"hotdog\.demo\.finetune\.learning_rate: unknown key "
-                                          r"\(allowed keys: epochs, batch_size, optim\)"):
+                                          r"\(allowed keys: epochs, batch_size, optim, loss_reduction\)"):
         validate(data)
 
 
