@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
-from cvflow.data.bananas import fetch_bananas
+from cvflow.data.sources.bananas import fetch_bananas
 from cvflow.params import Params
 
 
@@ -52,7 +52,7 @@ def reports(root: Path) -> Path:
 
 
 def _train_set(cfg, root: Path):
-    from cvflow.data.bananas import BananasDataset, detection_test_transforms, detection_train_transforms
+    from cvflow.data.readers.bananas import BananasDataset, detection_test_transforms, detection_train_transforms
 
     size = cfg.image_size
     transforms = detection_train_transforms(size) if cfg.augment else detection_test_transforms(size)
@@ -61,7 +61,7 @@ def _train_set(cfg, root: Path):
 
 def _val_set(cfg, root: Path):
     """bananas_val at the training resolution (evaluate and predict decode only this split)."""
-    from cvflow.data.bananas import BananasDataset, detection_test_transforms
+    from cvflow.data.readers.bananas import BananasDataset, detection_test_transforms
 
     return BananasDataset(data_dir(root), "val", transforms=detection_test_transforms(cfg.image_size))
 
@@ -71,7 +71,7 @@ def train(params: Params, root: Path) -> dict:
     import pandas as pd
     import torch
 
-    from cvflow.data.bananas import book_collate
+    from cvflow.data.readers.bananas import book_collate
     from cvflow.detection import DetectionTask, TinySSD
     from cvflow.engine import (Precision, Trainer, build_optimizer, build_scheduler, fingerprint,
                                init_distributed, make_loader, resolve_device, seed_everything,
@@ -163,7 +163,7 @@ def evaluate(params: Params, root: Path) -> dict:
     from torch.utils.data import DataLoader
     from torchmetrics.detection import MeanAveragePrecision
 
-    from cvflow.data.bananas import book_collate
+    from cvflow.data.readers.bananas import book_collate
     from cvflow.detection import DetectionTask
     from cvflow.fileio import write_json
     from cvflow.tracking import reopen

@@ -24,9 +24,9 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from cvflow.console import info
-from cvflow.data.download import sha1sum
-from cvflow.data.hotdog import CLASSES, fetch_hotdog
-from cvflow.data.images import DecodedImageFolder, classification_transforms
+from cvflow.data.sources.download import sha1sum
+from cvflow.data.sources.hotdog import CLASSES, fetch_hotdog
+from cvflow.data.readers.images import DecodedImageFolder, classification_transforms
 from cvflow.engine import (
     ClassificationTask,
     Precision,
@@ -175,7 +175,7 @@ def _pretrain_on_source(params: Params, paths: Paths) -> tuple[nn.Module, dict]:
     """Pretrain a ResNet-18 on the generated multi-class food set (the demo's ImageNet)."""
     import numpy as np
 
-    from cvflow.data.synth import FOOD_CLASSES, render_batch
+    from cvflow.data.twins.food import FOOD_CLASSES, render_batch
 
     cfg = params.task("hotdog")
     pre = cfg.pretrain

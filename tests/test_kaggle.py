@@ -15,19 +15,13 @@ import numpy as np
 import pytest
 import requests
 
-from cvflow.data import kaggle
-from cvflow.data.cifar import generate_kaggle_cifar10
-from cvflow.data.kaggle import (
-    REORG_MARKER,
-    KaggleCredentials,
-    kaggle_credentials,
-    kaggle_download,
-    read_csv_labels,
-    read_manifest,
-    reorg_kaggle,
-    write_cifar10_submission,
-    write_dog_submission,
-)
+from cvflow.data import submissions
+from cvflow.data.readers.kaggle import read_csv_labels, read_manifest
+from cvflow.data.sources import kaggle, kaggle_reorg
+from cvflow.data.sources.kaggle import KaggleCredentials, kaggle_credentials, kaggle_download
+from cvflow.data.sources.kaggle_reorg import REORG_MARKER, reorg_kaggle
+from cvflow.data.submissions import write_cifar10_submission, write_dog_submission
+from cvflow.data.twins.cifar import generate_kaggle_cifar10
 from cvflow.errors import DataError
 from conftest import shared
 
@@ -117,7 +111,7 @@ def test_reorg_copies_where_links_are_impossible(tmp_path, monkeypatch):
         calls.append(src)
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr(kaggle.os, "link", no_link)
+    monkeypatch.setattr(kaggle_reorg.os, "link", no_link)
     counts = reorg_kaggle(data / "train", data / "trainLabels.csv", tmp_path / "out", 0.2, 0, test_dir=data / "test")
     assert counts["linked"] == 0 and counts["copied"] == 2 * 20 + 4
     assert len(calls) == 1  # after EXDEV, no more doomed link attempts
@@ -162,7 +156,7 @@ def test_rerun_is_a_no_op_and_new_inputs_rebuild(tmp_path, monkeypatch):
     marker = json.loads((out / REORG_MARKER).read_text())
     calls = []
     real_link = os.link
-    monkeypatch.setattr(kaggle.os, "link", lambda *a, **k: calls.append(a) or real_link(*a, **k))
+    monkeypatch.setattr(kaggle_reorg.os, "link", lambda *a, **k: calls.append(a) or real_link(*a, **k))
     assert reorg_kaggle(data / "train", data / "trainLabels.csv", out, 0.1, 0, test_dir=data / "test") == first
     assert calls == [] and json.loads((out / REORG_MARKER).read_text()) == marker
     reorg_kaggle(data / "train", data / "trainLabels.csv", out, 0.1, 5, test_dir=data / "test")  # another seed
@@ -475,11 +469,11 @@ def test_dog_submission_rejects_mismatches(tmp_path):
 
 
 def test_dog_submission_from_the_twins_sample(tmp_path):
-    from cvflow.data.cifar import generate_kaggle_dogs
+    from cvflow.data.twins.dogs import generate_kaggle_dogs
 
     root = generate_kaggle_dogs(tmp_path / "dogs", ["whippet", "pug", "beagle"], n_train=3, n_test=4, seed=0,
                                 min_side=24, max_side=32)
-    test_ids = kaggle.image_ids(sorted((root / "test").iterdir()))
+    test_ids = submissions.image_ids(sorted((root / "test").iterdir()))
     probs = np.full((4, 3), 1 / 3)
     path = write_dog_submission(test_ids, probs, ["beagle", "pug", "whippet"], root / "sample_submission.csv",
                                 tmp_path / "submission.csv")

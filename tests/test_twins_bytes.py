@@ -36,16 +36,18 @@ def _tree(root: Path) -> dict[str, str]:
 
 def generate_all(tmp: Path) -> dict[str, dict[str, str]]:
     """Every generator at a small size -> ``{generator: {path: sha256}}`` (plus decoded CIFAR arrays)."""
+    from cvflow.data.readers.cifar import cifar10_dataset
+    from cvflow.data.sources.photos import fetch_photos
+    from cvflow.data.twins.bananas import generate_bananas
+    from cvflow.data.twins.cifar import generate_cifar10_torchvision, generate_kaggle_cifar10
+    from cvflow.data.twins.dogs import generate_kaggle_dogs
+    from cvflow.data.twins.food import FOOD_CLASSES, render_batch
+    from cvflow.data.twins.hotdog import generate_hotdog
+    from cvflow.data.twins.voc import generate_voc
     from cvflow.params import HotdogDemo
-    from cvflow.data.hotdog import generate_demo
-    from cvflow.data.photos import fetch_photos
-    from cvflow.data.bananas import generate_bananas
-    from cvflow.data.voc import generate_voc
-    from cvflow.data.cifar import generate_cifar10_torchvision, generate_kaggle_cifar10, generate_kaggle_dogs, cifar10_dataset
-    from cvflow.data.synth import FOOD_CLASSES, render_batch
 
     out: dict[str, dict[str, str]] = {}
-    generate_demo(tmp / "hotdog", HotdogDemo(train_per_class=3, test_per_class=2, min_side=32, max_side=64, seed=7))
+    generate_hotdog(tmp / "hotdog", HotdogDemo(train_per_class=3, test_per_class=2, min_side=32, max_side=64, seed=7))
     out["hotdog"] = _tree(tmp / "hotdog")
     fetch_photos(tmp / "photos", "demo", names=["catdog.jpg", "cat1.jpg"], seed=3)
     out["photos"] = _tree(tmp / "photos")

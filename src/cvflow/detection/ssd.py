@@ -265,7 +265,7 @@ def bbox_eval(bbox_preds: Tensor, bbox_labels: Tensor, bbox_masks: Tensor) -> fl
 class DetectionTask:
     """The engine's task for the book's SSD training (13.7): loss, class error and bbox MAE.
 
-    Batches are :func:`cvflow.data.bananas.book_collate`'s ``(images, labels (B, m, 5))``.
+    Batches are :func:`cvflow.data.readers.bananas.book_collate`'s ``(images, labels (B, m, 5))``.
     Every statistic stays a device tensor (no ``.item()`` per batch, unlike the book's
     ``cls_eval``/``bbox_eval``); the engine reads the sums once per epoch.
     """

@@ -56,7 +56,7 @@ def unpack_user_data(path: Path, work: Path, locate: Callable[[Path], Path | Non
             raise DataError(f"{path}: does not hold {layout}")
         link_tree(found, work / "linked")
         return work / "linked"
-    from cvflow.data.archive import extract
+    from cvflow.data.sources.archive import extract
 
     unpacked = extract(path, work / "unpacked")
     found = locate(unpacked)
@@ -82,7 +82,7 @@ def fetch_dataset(dest: Path, source: str, *, layout: str, hub_key: str, locate:
             generate(target)
             return target
         if source == "d2l":
-            from cvflow.data.hub import fetch_hub_file
+            from cvflow.data.sources.hub import fetch_hub_file
 
             archive = fetch_hub_file(hub_key, Path(downloads or dest.parent / "downloads"), base_url=hub_url)
         elif source == "local":
