@@ -499,3 +499,61 @@ def test_the_default_client_is_the_kaggle_packages_api(creds):
         params = inspect.signature(getattr(api, method)).parameters
         assert {"competition", "path", "force", "quiet"} <= set(params)
     assert "file_name" in inspect.signature(api.competition_download_file).parameters
+
+
+def _tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("mode", ["link", "manifest"])
+def test_reorg_output_is_location_independent(tmp_path, mode):
+    # The same data reorganised in two checkouts (different parent folders) gives byte-identical
+    # outputs, marker included: the output is a DVC output and must hash the same everywhere.
+    outputs = []
+    for checkout in ("one", "two/deeper"):
+        data = tmp_path / checkout / "data"
+        generate_kaggle_cifar10(data / "kaggle-cifar10", n_train=20, n_test=4, seed=3)
+        src = data / "kaggle-cifar10"
+        reorg_kaggle(src / "train", src / "trainLabels.csv", data / "prepared", valid_ratio=0.2, seed=1,
+                     test_dir=src / "test", mode=mode)
+        outputs.append(_tree_bytes(data / "prepared"))
+    assert outputs[0] == outputs[1]
+    marker = json.loads(outputs[0][REORG_MARKER])
+    assert marker["train_dir"] == "kaggle-cifar10/train" and marker["test_dir"] == "kaggle-cifar10/test"
+    assert str(tmp_path) not in outputs[0][REORG_MARKER].decode()
+
+
+def test_reorg_rerun_after_moving_the_checkout_is_a_no_op(tmp_path):
+    first = tmp_path / "a" / "data"
+    generate_kaggle_cifar10(first / "kaggle-cifar10", n_train=20, n_test=4, seed=3)
+    src = first / "kaggle-cifar10"
+    reorg_kaggle(src / "train", src / "trainLabels.csv", first / "prepared", valid_ratio=0.2, test_dir=src / "test")
+    os.rename(tmp_path / "a", tmp_path / "b")  # the checkout moved (or DVC restored it elsewhere)
+    moved = tmp_path / "b" / "data"
+    before = _tree_bytes(moved / "prepared")
+    src = moved / "kaggle-cifar10"
+    reorg_kaggle(src / "train", src / "trainLabels.csv", moved / "prepared", valid_ratio=0.2, test_dir=src / "test")
+    assert _tree_bytes(moved / "prepared") == before
+
+
+def test_fetch_markers_in_data_hold_no_paths_or_times(tmp_path):
+    # A local archive whose top level is the data set: the extraction marker (with an mtime)
+    # must not land in the fetched folder; the download and demo markers hold no paths.
+    from cvflow.data.sources.archive import MARKER
+    from cvflow.data.sources.kaggle import fetch_competition
+    from cvflow.data.twins.output import DEMO_MARKER
+
+    src = tmp_path / "twin"
+    generate_kaggle_cifar10(src, n_train=10, n_test=2, seed=0)
+    demo = json.loads((src / DEMO_MARKER).read_text())
+    assert set(demo) == {"generator", "seed", "n_train", "n_test"}
+    archive = tmp_path / "cifar.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(src).as_posix())
+    dest = tmp_path / "data" / "kaggle-cifar10"
+    fetch_competition(dest, "local", competition="cifar-10", hub_key="kaggle_cifar10_tiny",
+                      labels_csv="trainLabels.csv", generate=lambda folder: None, path=archive)
+    assert not (dest / MARKER).exists()
+    assert _tree_bytes(dest) == _tree_bytes(src)

@@ -117,6 +117,14 @@ def _counts(frame: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in sorted(frame["label"].value_counts().items())}
 
 
+def _relative(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` in POSIX form (absolute only where no relative path exists: another drive)."""
+    try:
+        return Path(os.path.relpath(path, base)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return path.as_posix()
+
+
 def _inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
@@ -142,7 +150,8 @@ def reorg_kaggle(train_dir: str | os.PathLike, labels: Mapping[str, str] | str |
     of each class. ``train_valid`` holds them all.
 
     Built in a hidden folder beside ``out_dir`` and renamed onto it. A rerun with the same
-    inputs (folders, file names, labels, ratio, seed, mode) finds ``out_dir/.cvflow-reorg.json``
+    inputs (folders relative to ``out_dir``'s parent, file names, labels, ratio, seed, mode)
+    finds ``out_dir/.cvflow-reorg.json``
     and returns at once; other inputs rebuild it. An existing ``out_dir`` not made by this
     function is refused. Returns ``{"n_valid_per_label": n, "train": {label: count}, "valid":
     {...}, "train_valid": {...}, "test": {"unknown": count}, "mode": mode, "linked": k,
@@ -176,8 +185,11 @@ def reorg_kaggle(train_dir: str | os.PathLike, labels: Mapping[str, str] | str |
                         "the labels file does not belong to these images")
     test_names = _list_files(test_path, "the test images") if test_path is not None else []
 
-    key = _fingerprint([str(_REORG_VERSION), mode, repr(float(valid_ratio)), str(int(seed)), str(train_dir),
-                        str(test_path), str(out_real), *names, *frame["label"].tolist(), "--test--", *test_names])
+    # Location-independent (the output is a DVC output): the sources relative to out_dir's parent.
+    train_rel = _relative(train_dir, out_real.parent)
+    test_rel = _relative(test_path, out_real.parent) if test_path is not None else None
+    key = _fingerprint([str(_REORG_VERSION), mode, repr(float(valid_ratio)), str(int(seed)), train_rel,
+                        str(test_rel), *names, *frame["label"].tolist(), "--test--", *test_names])
     marker = out_dir / REORG_MARKER
     if out_dir.exists():
         try:
@@ -233,8 +245,8 @@ def reorg_kaggle(train_dir: str | os.PathLike, labels: Mapping[str, str] | str |
                 _write_manifest(build / f"{split}.csv", (prefix + "/" + part["name"]).tolist(),
                                 part["label"].tolist())
         counts.update(mode=mode, linked=linked, copied=copied)
-        write_json(build / REORG_MARKER, {"fingerprint": key, "counts": counts, "train_dir": str(train_dir),
-                                          "test_dir": str(test_path) if test_path else None,
+        write_json(build / REORG_MARKER, {"fingerprint": key, "counts": counts, "train_dir": train_rel,
+                                          "test_dir": test_rel,
                                           "valid_ratio": float(valid_ratio), "seed": int(seed)})
         replace_dir(build, out_dir)
     finally:

@@ -56,12 +56,16 @@ def unpack_user_data(path: Path, work: Path, locate: Callable[[Path], Path | Non
             raise DataError(f"{path}: does not hold {layout}")
         link_tree(found, work / "linked")
         return work / "linked"
-    from cvflow.data.sources.archive import extract
+    from cvflow.data.sources.archive import MARKER, extract
 
     unpacked = extract(path, work / "unpacked")
     found = locate(unpacked)
     if found is None:
         raise DataError(f"{path}: the archive does not hold {layout}")
+    # The extraction marker (archive name, size, SHA-1, mtime) is for re-extraction into a
+    # kept folder; this one is a scratch copy. Where the data set is the archive's top level,
+    # the marker would land in the data set (a DVC output) with a time in it: drop it.
+    (found / MARKER).unlink(missing_ok=True)
     return found
 
 
