@@ -9,7 +9,7 @@ train : 300,000 test; the default N = 350,000 is the full competition), with a
 
 * ``book``: the book's 13.13 code as printed (``read_csv_labels``, ``copyfile`` =
   ``os.makedirs`` + ``shutil.copy`` per file, ``reorg_train_valid``, ``reorg_test``);
-* ``link``: :func:`cvflow.data.kaggle.reorg_kaggle` with ``mode="link"``, with its default
+* ``link``: :func:`cvflow.data.sources.kaggle_reorg.reorg_kaggle` with ``mode="link"``, with its default
   thread pool and single-threaded (``workers=1``), alternating, twice each (best of two);
 * ``manifest``: ``reorg_kaggle(mode="manifest")``.
 
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cvflow.data.kaggle import reorg_kaggle
+from cvflow.data.sources.kaggle_reorg import reorg_kaggle
 
 RESULTS = Path(__file__).resolve().parent / "results" / "kaggle_reorg.json"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
-from cvflow.data.bananas import fetch_bananas
+from cvflow.data.sources.bananas import fetch_bananas
 from cvflow.params import Params
 
 
@@ -43,7 +43,7 @@ def metrics_file(root: Path) -> Path:
 
 def _to_float(cfg) -> list:
     """What turns uint8 images into the floats the network is fed (``input_max``): nothing for [0, 1]
-    (:func:`~cvflow.data.bananas.book_collate` divides by 255), a plain cast for the book's 0-255."""
+    (:func:`~cvflow.data.readers.bananas.book_collate` divides by 255), a plain cast for the book's 0-255."""
     import torch
     from torchvision.transforms import v2
 
@@ -53,7 +53,7 @@ def _to_float(cfg) -> list:
 def _train_set(cfg, root: Path):
     from torchvision.transforms import v2
 
-    from cvflow.data.bananas import BananasDataset, detection_test_transforms, detection_train_transforms
+    from cvflow.data.readers.bananas import BananasDataset, detection_test_transforms, detection_train_transforms
 
     size = cfg.image_size
     transforms = detection_train_transforms(size) if cfg.augment else detection_test_transforms(size)
@@ -64,7 +64,7 @@ def _val_set(cfg, root: Path):
     """bananas_val at the training resolution (evaluate and predict decode only this split)."""
     from torchvision.transforms import v2
 
-    from cvflow.data.bananas import BananasDataset, detection_test_transforms
+    from cvflow.data.readers.bananas import BananasDataset, detection_test_transforms
 
     return BananasDataset(data_dir(root), "val",
                           transforms=v2.Compose([detection_test_transforms(cfg.image_size), *_to_float(cfg)]))
@@ -72,7 +72,7 @@ def _val_set(cfg, root: Path):
 
 def train(params: Params, root: Path) -> dict:
     """Train TinySSD (book 13.7) as one tracked run: checkpoints, resume, DDP, MLflow."""
-    from cvflow.data.bananas import book_collate
+    from cvflow.data.readers.bananas import book_collate
     from cvflow.detection import DetectionTask, TinySSD
     from cvflow.engine.run import RunSpec, train_run
     from cvflow.pipelines.lineage import dvc_digests
@@ -130,7 +130,7 @@ def evaluate(params: Params, root: Path) -> dict:
     import torch
     from torchmetrics.detection import MeanAveragePrecision
 
-    from cvflow.data.bananas import book_collate
+    from cvflow.data.readers.bananas import book_collate
     from cvflow.detection import DetectionTask
     from cvflow.engine import make_loader, move_to
     from cvflow.fileio import write_json
@@ -182,7 +182,7 @@ def predict(params: Params, root: Path) -> Path:
     from torchvision.transforms.v2.functional import resize
     from torchvision.utils import draw_bounding_boxes, make_grid
 
-    from cvflow.data.bananas import book_collate
+    from cvflow.data.readers.bananas import book_collate
     from cvflow.fileio import atomic_path
 
     cfg = params.task("bananas")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
-from cvflow.data.cifar import fetch_cifar10
+from cvflow.data.sources.cifar import fetch_cifar10
 from cvflow.params import Params
 
 
 def data_dir(root: Path) -> Path:
-    """Holds ``cifar-10-batches-py`` (read with :func:`cvflow.data.cifar.cifar10_dataset`)."""
+    """Holds ``cifar-10-batches-py`` (read with :func:`cvflow.data.readers.cifar.cifar10_dataset`)."""
     return root / "data" / "cifar10"
 
 

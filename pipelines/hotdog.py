@@ -23,8 +23,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from cvflow.console import info
-from cvflow.data.hotdog import CLASSES, fetch_hotdog
-from cvflow.data.images import DecodedImageFolder, classification_transforms
+from cvflow.data.readers.images import DecodedImageFolder, classification_transforms
+from cvflow.data.sources.hotdog import CLASSES, fetch_hotdog
 from cvflow.engine import (ClassificationTask, Precision, head_and_body, make_loader, resolve_device, seed_everything,
                            use_pin_memory)
 from cvflow.engine.run import RunPaths, RunSpec, resolve_workers, train_run
@@ -90,7 +90,7 @@ def _source_run(params: Params, root: Path) -> RunSpec:
     """The demo's stand-in for ImageNet: a ResNet-18 trained on a generated 10-class food set."""
     import numpy as np
 
-    from cvflow.data.synth import FOOD_CLASSES, render_batch
+    from cvflow.data.twins.food import FOOD_CLASSES, render_batch
 
     cfg = params.task("hotdog")
     pre = cfg.pretrain

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
-from cvflow.data.cifar import generate_kaggle_cifar10
-from cvflow.data.kaggle import fetch_competition, reorg_kaggle
+from cvflow.data.twins.cifar import generate_kaggle_cifar10
+from cvflow.data.sources.kaggle import fetch_competition
+from cvflow.data.sources.kaggle_reorg import reorg_kaggle
 from cvflow.params import Params
 
 COMPETITION = "cifar-10"

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
-from cvflow.data.cifar import DOG_BREEDS, generate_kaggle_dogs
-from cvflow.data.kaggle import fetch_competition, reorg_kaggle
+from cvflow.data.twins.dogs import DOG_BREEDS, generate_kaggle_dogs
+from cvflow.data.sources.kaggle import fetch_competition
+from cvflow.data.sources.kaggle_reorg import reorg_kaggle
 from cvflow.params import Params
 
 COMPETITION = "dog-breed-identification"

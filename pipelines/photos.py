@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
-from cvflow.data.photos import fetch_photos
-from cvflow.data.sources import link_tree, materialize
+from cvflow.data.sources.photos import fetch_photos
+from cvflow.data.sources.materialize import link_tree, materialize
 from cvflow.params import Params
 
 

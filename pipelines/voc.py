@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cvflow.data.voc import fetch_voc
+from cvflow.data.sources.voc import fetch_voc
 from cvflow.params import Params
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cvflow.data.archive import MARKER, extract
+from cvflow.data.sources.archive import MARKER, extract
 from cvflow.errors import DataError, UnsafeArchiveError, UserError
 
 # --------------------------------------------------------------------------- builders
@@ -244,7 +244,7 @@ def test_rerun_is_a_noop(box):
 
 
 def test_rerun_does_not_even_hash_the_archive(box, monkeypatch):
-    import cvflow.data.archive as archive_module
+    import cvflow.data.sources.archive as archive_module
 
     archive = _tar(box / "a.tar", [("a.txt", "file", "A")])
     extract(archive, box / "out")

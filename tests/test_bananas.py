@@ -16,19 +16,18 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from cvflow.data import hub
-from cvflow.data.bananas import (
+from cvflow.data.sources import hub
+from cvflow.data.readers.bananas import (
     BANANA_HEADER,
     BananasDataset,
     RandomCropKeepingBoxes,
     book_collate,
     detection_test_transforms,
     detection_train_transforms,
-    fetch_bananas,
-    generate_bananas,
     load_data_bananas,
-    render_banana_scene,
 )
+from cvflow.data.sources.bananas import fetch_bananas
+from cvflow.data.twins.bananas import generate_bananas, render_banana_scene
 from cvflow.errors import DataError
 from httpd import FileServer
 

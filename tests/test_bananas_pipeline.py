@@ -25,7 +25,7 @@ TINY = ["--set", "bananas.demo.demo.train=16", "--set", "bananas.demo.demo.test=
 def _book_statistics(project):
     """Class error, its all-background baseline and bbox MAE of the trained model on bananas_val,
     computed with the book's per-image ``multibox_target`` and ``cls_eval`` / ``bbox_eval``."""
-    from cvflow.data.bananas import BananasDataset, book_collate, detection_test_transforms
+    from cvflow.data.readers.bananas import BananasDataset, book_collate, detection_test_transforms
     from cvflow.detection import reference
     from cvflow.models.files import load_model
 

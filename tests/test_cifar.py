@@ -13,18 +13,11 @@ import pytest
 import torchvision
 from PIL import Image
 
-from cvflow.data import cifar
-from cvflow.data.cifar import (
-    CIFAR10_CLASSES,
-    DOG_BREEDS,
-    CIFAR10Twin,
-    cifar10_dataset,
-    generate_cifar10_torchvision,
-    generate_kaggle_cifar10,
-    generate_kaggle_dogs,
-    render_cifar,
-    render_dog,
-)
+from cvflow.data.readers.cifar import CIFAR10_CLASSES, CIFAR10Twin, cifar10_dataset
+from cvflow.data.twins import cifar, dogs
+from cvflow.data.twins.cifar import generate_cifar10_torchvision, generate_kaggle_cifar10, render_cifar
+from cvflow.data.twins.dogs import DOG_BREEDS, generate_kaggle_dogs, render_dog
+from cvflow.data.twins.output import DEMO_MARKER
 from cvflow.errors import DataError
 from conftest import shared
 
@@ -57,29 +50,26 @@ def test_torchvision_twin_has_the_exact_file_layout(tv_twin):
     assert [p.name for p in tv_twin.iterdir()] == ["cifar-10-batches-py"]  # nothing else beside it
 
 
-def test_torchvision_twin_batches_are_python2_style_pickles(tv_twin):
+def test_torchvision_twin_batches_are_plain_protocol2_pickles(tv_twin):
     folder = tv_twin / "cifar-10-batches-py"
     sizes = []
     for k in range(1, 6):
         raw = (folder / f"data_batch_{k}").read_bytes()
-        assert raw[:2] == b"\x80\x02"  # protocol 2, as cPickle wrote the originals
-        entry = pickle.loads(raw, encoding="bytes")  # how the CIFAR page reads them: bytes keys
-        assert set(entry) == {b"batch_label", b"labels", b"data", b"filenames"}
-        data, labels = entry[b"data"], entry[b"labels"]
+        assert raw[:2] == b"\x80\x02"  # protocol 2, like the originals
+        entry = pickle.loads(raw, encoding="latin1")  # how torchvision reads them
+        assert set(entry) == {"batch_label", "labels", "data", "filenames"}
+        data, labels = entry["data"], entry["labels"]
         assert isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072
         assert isinstance(labels, list) and all(type(v) is int and 0 <= v < 10 for v in labels)
-        assert len(labels) == data.shape[0] == len(entry[b"filenames"])
-        assert entry[b"batch_label"] == f"training batch {k} of 5".encode()
+        assert len(labels) == data.shape[0] == len(entry["filenames"])
+        assert entry["batch_label"] == f"training batch {k} of 5"
         sizes.append(len(labels))
-        latin = pickle.loads(raw, encoding="latin1")  # how torchvision reads them: str keys
-        assert set(latin) == {"batch_label", "labels", "data", "filenames"}
-        assert np.array_equal(latin["data"], data)
     assert sum(sizes) == 53 and max(sizes) - min(sizes) <= 1
-    test = pickle.loads((folder / "test_batch").read_bytes(), encoding="bytes")
-    assert test[b"data"].shape == (17, 3072) and test[b"batch_label"] == b"testing batch 1 of 1"
-    meta = pickle.loads((folder / "batches.meta").read_bytes(), encoding="bytes")
-    assert meta[b"label_names"] == [c.encode() for c in CIFAR10_CLASSES]
-    assert meta[b"num_vis"] == 3072
+    test = pickle.loads((folder / "test_batch").read_bytes(), encoding="latin1")
+    assert test["data"].shape == (17, 3072) and test["batch_label"] == "testing batch 1 of 1"
+    meta = pickle.loads((folder / "batches.meta").read_bytes(), encoding="latin1")
+    assert meta["label_names"] == list(CIFAR10_CLASSES)
+    assert meta["num_vis"] == 3072
 
 
 def test_torchvision_twin_loads_with_our_reader_only(tv_twin):
@@ -94,13 +84,13 @@ def test_torchvision_twin_loads_with_our_reader_only(tv_twin):
     assert train.classes == list(CIFAR10_CLASSES)
     assert train.data.shape == (53, 32, 32, 3) and train.data.dtype == np.uint8
     folder = tv_twin / "cifar-10-batches-py"
-    first = pickle.loads((folder / "data_batch_1").read_bytes(), encoding="bytes")
+    first = pickle.loads((folder / "data_batch_1").read_bytes(), encoding="latin1")
     image, target = train[0]
     assert isinstance(image, Image.Image) and image.size == (32, 32)
-    assert target == first[b"labels"][0]
+    assert target == first["labels"][0]
     # the CHW row of the pickle is the HWC image torchvision returns
-    assert np.array_equal(np.asarray(image), first[b"data"][0].reshape(3, 32, 32).transpose(1, 2, 0))
-    labels = sum((pickle.loads((folder / f"data_batch_{k}").read_bytes(), encoding="bytes")[b"labels"]
+    assert np.array_equal(np.asarray(image), first["data"][0].reshape(3, 32, 32).transpose(1, 2, 0))
+    labels = sum((pickle.loads((folder / f"data_batch_{k}").read_bytes(), encoding="latin1")["labels"]
                   for k in range(1, 6)), [])
     assert train.targets == labels
     assert sorted(np.bincount(labels, minlength=10).tolist())[0] >= 5  # balanced over the classes
@@ -149,7 +139,7 @@ def test_twins_are_deterministic_given_the_seed(tmp_path):
 
 def test_kaggle_cifar10_twin_layout(tmp_path):
     root = generate_kaggle_cifar10(tmp_path / "cifar-10", n_train=30, n_test=12, seed=1)
-    assert sorted(p.name for p in root.iterdir()) == [cifar.DEMO_MARKER, "sampleSubmission.csv", "test", "train",
+    assert sorted(p.name for p in root.iterdir()) == [DEMO_MARKER, "sampleSubmission.csv", "test", "train",
                                                      "trainLabels.csv"]
     assert sorted(int(p.stem) for p in (root / "train").iterdir()) == list(range(1, 31))
     assert sorted(int(p.stem) for p in (root / "test").iterdir()) == list(range(1, 13))
@@ -193,7 +183,7 @@ def test_dog_breeds_are_the_competitions_120_columns():
 def test_kaggle_dogs_twin_layout(tmp_path):
     breeds = ["pug", "beagle", "whippet", "dingo"]
     root = generate_kaggle_dogs(tmp_path / "dogs", breeds, n_train=16, n_test=6, seed=2, min_side=40, max_side=64)
-    assert sorted(p.name for p in root.iterdir() if p.name != cifar.DEMO_MARKER) == [
+    assert sorted(p.name for p in root.iterdir() if p.name != DEMO_MARKER) == [
         "labels.csv", "sample_submission.csv", "test", "train"]
     train_ids = sorted(p.stem for p in (root / "train").iterdir())
     test_ids = sorted(p.stem for p in (root / "test").iterdir())
@@ -214,8 +204,8 @@ def test_kaggle_dogs_twin_layout(tmp_path):
 
 
 def test_breed_looks_do_not_depend_on_the_seed():
-    assert cifar._breed("pug") == cifar._breed("pug")
-    assert cifar._breed("pug") != cifar._breed("beagle")
+    assert dogs._breed("pug") == dogs._breed("pug")
+    assert dogs._breed("pug") != dogs._breed("beagle")
     a = np.asarray(render_dog("pug", np.random.default_rng(1), (48, 40)))
     b = np.asarray(render_dog("pug", np.random.default_rng(1), (48, 40)))
     assert a.shape == (40, 48, 3) and np.array_equal(a, b)

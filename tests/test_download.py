@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from httpd import FileServer, closed_port
 
-from cvflow.data import hub
-from cvflow.data.archive import extract
-from cvflow.data.download import WAYS_OUT, download, sha1sum
+from cvflow.data.sources import hub
+from cvflow.data.sources.archive import extract
+from cvflow.data.sources.download import WAYS_OUT, download, sha1sum
 from cvflow.errors import DownloadError, UserError
 
 FAST = {"backoff": 0.0, "timeout": 5.0}
@@ -208,7 +208,7 @@ def test_404_is_not_retried(server, tmp_path):
 
 
 def test_backoff_sleeps_grow_exponentially(server, tmp_path, monkeypatch):
-    import cvflow.data.download as dl
+    import cvflow.data.sources.download as dl
 
     sleeps = []
     monkeypatch.setattr(dl.time, "sleep", sleeps.append)

@@ -14,11 +14,11 @@ from collections import Counter
 from pathlib import Path
 
 
-from cvflow.data import hub
-from cvflow.data.bananas import BananasDataset
-from cvflow.data.cifar import cifar10_dataset
-from cvflow.data.kaggle import read_csv_labels
-from cvflow.data.voc import VOCSegDataset
+from cvflow.data.readers.bananas import BananasDataset
+from cvflow.data.readers.cifar import cifar10_dataset
+from cvflow.data.readers.kaggle import read_csv_labels
+from cvflow.data.readers.voc import VOCSegDataset
+from cvflow.data.sources import hub
 from cvflow.params import load_params
 from conftest import run_cvflow, shared
 from httpd import FileServer
@@ -111,7 +111,7 @@ def test_d2l_tiny_sample_through_a_local_hub(project, monkeypatch):
 
 
 def test_kaggle_source_through_the_api_client(project, monkeypatch):
-    from cvflow.data import kaggle
+    from cvflow.data.sources import kaggle
 
     monkeypatch.setenv("KAGGLE_USERNAME", "someone")
     monkeypatch.setenv("KAGGLE_KEY", "0" * 32)

@@ -11,9 +11,9 @@ import torch
 import yaml
 from PIL import Image
 
-from cvflow.data import hub
-from cvflow.data.hotdog import CLASSES, check_layout, fetch_hotdog
-from cvflow.data.images import DecodedImageFolder, classification_transforms
+from cvflow.data.readers.images import DecodedImageFolder, classification_transforms
+from cvflow.data.sources import hub
+from cvflow.data.sources.hotdog import CLASSES, check_layout, fetch_hotdog
 from cvflow.errors import DataError, UserError
 from cvflow.models import resnet
 from cvflow.params import HotdogDemo, ImageTransforms

@@ -15,19 +15,13 @@ import numpy as np
 import pytest
 import requests
 
-from cvflow.data import kaggle
-from cvflow.data.cifar import generate_kaggle_cifar10
-from cvflow.data.kaggle import (
-    REORG_MARKER,
-    KaggleCredentials,
-    kaggle_credentials,
-    kaggle_download,
-    read_csv_labels,
-    read_manifest,
-    reorg_kaggle,
-    write_cifar10_submission,
-    write_dog_submission,
-)
+from cvflow.data import submissions
+from cvflow.data.readers.kaggle import read_csv_labels, read_manifest
+from cvflow.data.sources import kaggle, kaggle_reorg
+from cvflow.data.sources.kaggle import KaggleCredentials, kaggle_credentials, kaggle_download
+from cvflow.data.sources.kaggle_reorg import REORG_MARKER, reorg_kaggle
+from cvflow.data.submissions import write_cifar10_submission, write_dog_submission
+from cvflow.data.twins.cifar import generate_kaggle_cifar10
 from cvflow.errors import DataError
 from conftest import shared
 
@@ -117,7 +111,7 @@ def test_reorg_copies_where_links_are_impossible(tmp_path, monkeypatch):
         calls.append(src)
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr(kaggle.os, "link", no_link)
+    monkeypatch.setattr(kaggle_reorg.os, "link", no_link)
     counts = reorg_kaggle(data / "train", data / "trainLabels.csv", tmp_path / "out", 0.2, 0, test_dir=data / "test")
     assert counts["linked"] == 0 and counts["copied"] == 2 * 20 + 4
     assert len(calls) == 1  # after EXDEV, no more doomed link attempts
@@ -162,7 +156,7 @@ def test_rerun_is_a_no_op_and_new_inputs_rebuild(tmp_path, monkeypatch):
     marker = json.loads((out / REORG_MARKER).read_text())
     calls = []
     real_link = os.link
-    monkeypatch.setattr(kaggle.os, "link", lambda *a, **k: calls.append(a) or real_link(*a, **k))
+    monkeypatch.setattr(kaggle_reorg.os, "link", lambda *a, **k: calls.append(a) or real_link(*a, **k))
     assert reorg_kaggle(data / "train", data / "trainLabels.csv", out, 0.1, 0, test_dir=data / "test") == first
     assert calls == [] and json.loads((out / REORG_MARKER).read_text()) == marker
     reorg_kaggle(data / "train", data / "trainLabels.csv", out, 0.1, 5, test_dir=data / "test")  # another seed
@@ -475,11 +469,11 @@ def test_dog_submission_rejects_mismatches(tmp_path):
 
 
 def test_dog_submission_from_the_twins_sample(tmp_path):
-    from cvflow.data.cifar import generate_kaggle_dogs
+    from cvflow.data.twins.dogs import generate_kaggle_dogs
 
     root = generate_kaggle_dogs(tmp_path / "dogs", ["whippet", "pug", "beagle"], n_train=3, n_test=4, seed=0,
                                 min_side=24, max_side=32)
-    test_ids = kaggle.image_ids(sorted((root / "test").iterdir()))
+    test_ids = submissions.image_ids(sorted((root / "test").iterdir()))
     probs = np.full((4, 3), 1 / 3)
     path = write_dog_submission(test_ids, probs, ["beagle", "pug", "whippet"], root / "sample_submission.csv",
                                 tmp_path / "submission.csv")
@@ -505,3 +499,61 @@ def test_the_default_client_is_the_kaggle_packages_api(creds):
         params = inspect.signature(getattr(api, method)).parameters
         assert {"competition", "path", "force", "quiet"} <= set(params)
     assert "file_name" in inspect.signature(api.competition_download_file).parameters
+
+
+def _tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("mode", ["link", "manifest"])
+def test_reorg_output_is_location_independent(tmp_path, mode):
+    # The same data reorganised in two checkouts (different parent folders) gives byte-identical
+    # outputs, marker included: the output is a DVC output and must hash the same everywhere.
+    outputs = []
+    for checkout in ("one", "two/deeper"):
+        data = tmp_path / checkout / "data"
+        generate_kaggle_cifar10(data / "kaggle-cifar10", n_train=20, n_test=4, seed=3)
+        src = data / "kaggle-cifar10"
+        reorg_kaggle(src / "train", src / "trainLabels.csv", data / "prepared", valid_ratio=0.2, seed=1,
+                     test_dir=src / "test", mode=mode)
+        outputs.append(_tree_bytes(data / "prepared"))
+    assert outputs[0] == outputs[1]
+    marker = json.loads(outputs[0][REORG_MARKER])
+    assert marker["train_dir"] == "kaggle-cifar10/train" and marker["test_dir"] == "kaggle-cifar10/test"
+    assert str(tmp_path) not in outputs[0][REORG_MARKER].decode()
+
+
+def test_reorg_rerun_after_moving_the_checkout_is_a_no_op(tmp_path):
+    first = tmp_path / "a" / "data"
+    generate_kaggle_cifar10(first / "kaggle-cifar10", n_train=20, n_test=4, seed=3)
+    src = first / "kaggle-cifar10"
+    reorg_kaggle(src / "train", src / "trainLabels.csv", first / "prepared", valid_ratio=0.2, test_dir=src / "test")
+    os.rename(tmp_path / "a", tmp_path / "b")  # the checkout moved (or DVC restored it elsewhere)
+    moved = tmp_path / "b" / "data"
+    before = _tree_bytes(moved / "prepared")
+    src = moved / "kaggle-cifar10"
+    reorg_kaggle(src / "train", src / "trainLabels.csv", moved / "prepared", valid_ratio=0.2, test_dir=src / "test")
+    assert _tree_bytes(moved / "prepared") == before
+
+
+def test_fetch_markers_in_data_hold_no_paths_or_times(tmp_path):
+    # A local archive whose top level is the data set: the extraction marker (with an mtime)
+    # must not land in the fetched folder; the download and demo markers hold no paths.
+    from cvflow.data.sources.archive import MARKER
+    from cvflow.data.sources.kaggle import fetch_competition
+    from cvflow.data.twins.output import DEMO_MARKER
+
+    src = tmp_path / "twin"
+    generate_kaggle_cifar10(src, n_train=10, n_test=2, seed=0)
+    demo = json.loads((src / DEMO_MARKER).read_text())
+    assert set(demo) == {"generator", "seed", "n_train", "n_test"}
+    archive = tmp_path / "cifar.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(src).as_posix())
+    dest = tmp_path / "data" / "kaggle-cifar10"
+    fetch_competition(dest, "local", competition="cifar-10", hub_key="kaggle_cifar10_tiny",
+                      labels_csv="trainLabels.csv", generate=lambda folder: None, path=archive)
+    assert not (dest / MARKER).exists()
+    assert _tree_bytes(dest) == _tree_bytes(src)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvflow.data import photos
-from cvflow.data.photos import CATDOG_BOXES, PHOTOS, PHOTOS_URL_ENV, Photo, fetch_photos, photos_base_url
+from cvflow.data.sources import photos
+from cvflow.data.sources.photos import CATDOG_BOXES, PHOTOS, PHOTOS_URL_ENV, Photo, fetch_photos, photos_base_url
 from cvflow.errors import DataError, DownloadError
 from conftest import shared
 from httpd import FileServer

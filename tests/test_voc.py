@@ -15,19 +15,19 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from cvflow.data import hub
-from cvflow.data.voc import (
+from cvflow.data.sources import hub
+from cvflow.data.readers.voc import (
     IGNORE_INDEX,
     VOC_CLASSES,
     VOC_COLORMAP,
     VOCSegDataset,
-    fetch_voc,
-    generate_voc,
     read_voc_label,
     voc_colormap2label,
     voc_label_indices,
     voc_palette,
 )
+from cvflow.data.sources.voc import fetch_voc
+from cvflow.data.twins.voc import generate_voc
 from cvflow.errors import DataError
 from conftest import shared
 from httpd import FileServer

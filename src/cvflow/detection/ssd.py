@@ -270,7 +270,7 @@ class DetectionTask:
 
     ``reduction``: the per-image losses are averaged (``mean``, the book's ``l.mean()``) or summed.
 
-    Batches are :func:`cvflow.data.bananas.book_collate`'s ``(images, labels (B, m, 5))``.
+    Batches are :func:`cvflow.data.readers.bananas.book_collate`'s ``(images, labels (B, m, 5))``.
     Every statistic stays a device tensor (no ``.item()`` per batch, unlike the book's
     ``cls_eval``/``bbox_eval``); the engine reads the sums once per epoch.
     """

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cvflow.console import info
-from cvflow.data.download import sha1sum
+from cvflow.data.sources.download import sha1sum
 from cvflow.errors import DataError, UnsafeArchiveError, UserError
 from cvflow.fileio import replace_dir, write_json
 

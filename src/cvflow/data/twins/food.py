@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import colorsys
 import math
-from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from cvflow.data.twins.raster import (RGB, blob, dark, distractor, dot, ellipse_poly, light, mix, pixel_grid,
+                                      random_hsv, table_background)
 
 __all__ = ["FOOD_CLASSES", "render_food", "render_batch"]
 
@@ -49,8 +51,6 @@ FOOD_CLASSES: tuple[str, ...] = (
 )
 
 _SS = 2  # supersampling factor for the drawn item
-
-RGB = tuple[int, int, int]
 Tone = tuple[float, float, float]
 DrawFn = Callable[[ImageDraw.ImageDraw, float, float], None]
 
@@ -77,50 +77,6 @@ def _col(rgb: Sequence[float], tone: Tone, rng: np.random.Generator, spread: flo
     return (int(r * 255 + 0.5), int(g * 255 + 0.5), int(b * 255 + 0.5))
 
 
-def _mix(a: Sequence[float], b: Sequence[float], t: float) -> RGB:
-    return (
-        int(a[0] + (b[0] - a[0]) * t + 0.5),
-        int(a[1] + (b[1] - a[1]) * t + 0.5),
-        int(a[2] + (b[2] - a[2]) * t + 0.5),
-    )
-
-
-def _dark(c: Sequence[float], f: float) -> RGB:
-    return _mix(c, (0, 0, 0), f)
-
-
-def _light(c: Sequence[float], f: float) -> RGB:
-    return _mix(c, (255, 255, 255), f)
-
-
-def _hsv(rng: np.random.Generator, s: tuple[float, float], v: tuple[float, float]) -> RGB:
-    r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(*s), rng.uniform(*v))
-    return (int(r * 255), int(g * 255), int(b * 255))
-
-
-# --------------------------------------------------------------------------- shapes
-
-
-def _blob(cx: float, cy: float, rx: float, ry: float, rng: np.random.Generator,
-          rough: float = 0.06, n: int = 28) -> list[tuple[float, float]]:
-    """An irregular closed outline around an ellipse (a few random harmonics)."""
-    t = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
-    r = np.ones(n)
-    for k in (2, 3, 5):
-        r += rough * rng.normal(0.0, 1.0 / k ** 0.5) * np.cos(k * t + rng.uniform(0, 2 * math.pi))
-    xs = cx + rx * r * np.cos(t)
-    ys = cy + ry * r * np.sin(t)
-    return list(zip(xs.tolist(), ys.tolist()))
-
-
-def _ellipse_poly(cx: float, cy: float, rx: float, ry: float, angle: float,
-                  n: int = 16) -> list[tuple[float, float]]:
-    t = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
-    ca, sa = math.cos(angle), math.sin(angle)
-    x, y = rx * np.cos(t), ry * np.sin(t)
-    return list(zip((cx + x * ca - y * sa).tolist(), (cy + x * sa + y * ca).tolist()))
-
-
 def _wavy_band(x0: float, x1: float, y0: float, y1: float, rng: np.random.Generator,
                amp: float, n: int = 14) -> list[tuple[float, float]]:
     """A horizontal band with ragged top and bottom edges (lettuce, cheese)."""
@@ -136,10 +92,6 @@ def _capsule(d: ImageDraw.ImageDraw, x0: float, y0: float, x1: float, y1: float,
         return
     r = min(x1 - x0, y1 - y0) / 2.0 if radius is None else min(radius, (x1 - x0) / 2, (y1 - y0) / 2)
     d.rounded_rectangle([x0, y0, x1, y1], radius=max(r, 0.0), fill=fill)
-
-
-def _dot(d: ImageDraw.ImageDraw, x: float, y: float, r: float, fill: RGB) -> None:
-    d.ellipse([x - r, y - r, x + r, y + r], fill=fill)
 
 
 # --------------------------------------------------------------------------- food items
@@ -159,19 +111,19 @@ def _bun(d: ImageDraw.ImageDraw, x0: float, x1: float, y0: float, y1: float, bun
     _capsule(d, x0, y0, x1, y1, crust, radius=(y1 - y0) * 0.45)
     _capsule(d, x0 + e, y0 + e, x1 - e, y1 - e, bun, radius=(y1 - y0) * 0.42)
     _capsule(d, x0 + 2.5 * e, y0 + 1.5 * e, x1 - 2.5 * e, y0 + (y1 - y0) * 0.3,
-             _light(bun, 0.18), radius=(y1 - y0) * 0.2)
+             light(bun, 0.18), radius=(y1 - y0) * 0.2)
 
 
 def _sausage(d: ImageDraw.ImageDraw, rng: np.random.Generator, x0: float, x1: float, cy: float,
              t: float, col: RGB) -> None:
-    _capsule(d, x0, cy - t / 2 + t * 0.1, x1, cy + t / 2 + t * 0.08, _dark(col, 0.4))
+    _capsule(d, x0, cy - t / 2 + t * 0.1, x1, cy + t / 2 + t * 0.08, dark(col, 0.4))
     _capsule(d, x0, cy - t / 2, x1, cy + t / 2, col)
-    _capsule(d, x0 + t * 0.3, cy - t * 0.34, x1 - t * 0.3, cy - t * 0.12, _light(col, 0.28))
+    _capsule(d, x0 + t * 0.3, cy - t * 0.34, x1 - t * 0.3, cy - t * 0.12, light(col, 0.28))
     if rng.random() < 0.3:  # grill marks
         n = int(rng.integers(4, 9))
         for x in np.linspace(x0 + t, x1 - t, n):
             d.line([(x - t * 0.2, cy - t * 0.4), (x + t * 0.2, cy + t * 0.4)],
-                   fill=_dark(col, 0.5), width=max(1, int(t * 0.1)))
+                   fill=dark(col, 0.5), width=max(1, int(t * 0.1)))
 
 
 def _condiments(d: ImageDraw.ImageDraw, rng: np.random.Generator, tone: Tone, x0: float,
@@ -196,7 +148,7 @@ def _condiments(d: ImageDraw.ImageDraw, rng: np.random.Generator, tone: Tone, x0
     if rng.random() < 0.12:  # relish or onions
         c = (90, 150, 40) if rng.random() < 0.5 else (240, 240, 225)
         for _ in range(int(rng.integers(6, 14))):
-            _dot(d, rng.uniform(x0 + t, x1 - t), cy + rng.uniform(-0.3, 0.3) * t, t * 0.07, c)
+            dot(d, rng.uniform(x0 + t, x1 - t), cy + rng.uniform(-0.3, 0.3) * t, t * 0.07, c)
 
 
 def _spec_hotdog(rng: np.random.Generator, tone: Tone):
@@ -204,9 +156,9 @@ def _spec_hotdog(rng: np.random.Generator, tone: Tone):
     aspect = rng.uniform(0.34, 0.46) if side else rng.uniform(0.3, 0.42)
     bun = _col(_BUN, tone, rng)
     if rng.random() < 0.3:
-        bun = _dark(bun, 0.15)  # toasted
-    crust = _dark(bun, 0.25)
-    crumb = _mix(bun, (252, 238, 205), 0.55)
+        bun = dark(bun, 0.15)  # toasted
+    crust = dark(bun, 0.25)
+    crumb = mix(bun, (252, 238, 205), 0.55)
     sausage = _col(_SAUSAGES[int(rng.integers(len(_SAUSAGES)))], tone, rng)
     sticks = rng.random() > 0.12
     ins_l = rng.uniform(0.05, 0.14) if sticks else 0.0
@@ -222,13 +174,13 @@ def _spec_hotdog(rng: np.random.Generator, tone: Tone):
             t = h * (tk - 0.04)
             cy = h * (0.46 + dy * 0.5)
             _capsule(d, bx0, 0, bx1, h * 0.58, crust, radius=h * 0.26)
-            _capsule(d, bx0 + e, e, bx1 - e, h * 0.55, _light(bun, 0.08), radius=h * 0.24)
+            _capsule(d, bx0 + e, e, bx1 - e, h * 0.55, light(bun, 0.08), radius=h * 0.24)
             _capsule(d, bx0 + 2 * e, h * 0.28, bx1 - 2 * e, h * 0.6, crumb, radius=h * 0.12)
             _sausage(d, rng, sx0, sx1, cy, t, sausage)
             _condiments(d, rng, tone, sx0, sx1, cy - t * 0.1, t)
             _capsule(d, bx0, h * 0.56, bx1, h, crust, radius=h * 0.22)
             _capsule(d, bx0 + e, h * 0.56 + e * 0.6, bx1 - e, h - e, bun, radius=h * 0.2)
-            _capsule(d, bx0 + 3 * e, h * 0.62, bx1 - 3 * e, h * 0.72, _light(bun, 0.15))
+            _capsule(d, bx0 + 3 * e, h * 0.62, bx1 - 3 * e, h * 0.72, light(bun, 0.15))
         else:  # top view: bun halves either side of the sausage
             t = h * tk
             cy = h * (0.5 + dy)
@@ -246,8 +198,8 @@ def _spec_baguette(rng: np.random.Generator, tone: Tone):
     if roll:
         aspect = rng.uniform(0.3, 0.45)
         bun = _col(_BUN, tone, rng)
-        crust = _dark(bun, 0.25)
-        crumb = _mix(bun, (252, 238, 205), 0.55)
+        crust = dark(bun, 0.25)
+        crumb = mix(bun, (252, 238, 205), 0.55)
         split = rng.random() < 0.6
         bw = rng.uniform(0.2, 0.45)
 
@@ -256,26 +208,26 @@ def _spec_baguette(rng: np.random.Generator, tone: Tone):
             _bun(d, 0, w, 0, h, bun, crust, e)
             if split:
                 _capsule(d, 2 * e, h * (0.5 - bw / 2), w - 2 * e, h * (0.5 + bw / 2), crumb)
-                _capsule(d, 4 * e, h * 0.49, w - 4 * e, h * 0.53, _dark(crumb, 0.12))
+                _capsule(d, 4 * e, h * 0.49, w - 4 * e, h * 0.53, dark(crumb, 0.12))
             else:
-                d.line([(3 * e, h * 0.5), (w - 3 * e, h * 0.5)], fill=_dark(crust, 0.2),
+                d.line([(3 * e, h * 0.5), (w - 3 * e, h * 0.5)], fill=dark(crust, 0.2),
                        width=max(1, int(h * 0.05)))
         return aspect, 180.0, draw
 
     aspect = rng.uniform(0.13, 0.24)
     crust = _col((205, 142, 62), tone, rng)
-    score = _mix(crust, (245, 220, 165), 0.6)
+    score = mix(crust, (245, 220, 165), 0.6)
     n = int(rng.integers(3, 7))
     ang = rng.uniform(0.25, 0.6)
 
     def draw(d: ImageDraw.ImageDraw, w: float, h: float) -> None:
-        _capsule(d, 0, 0, w, h, _dark(crust, 0.2))
+        _capsule(d, 0, 0, w, h, dark(crust, 0.2))
         _capsule(d, h * 0.05, h * 0.05, w - h * 0.05, h * 0.95, crust)
-        _capsule(d, h * 0.3, h * 0.12, w - h * 0.3, h * 0.35, _light(crust, 0.18))
+        _capsule(d, h * 0.3, h * 0.12, w - h * 0.3, h * 0.35, light(crust, 0.18))
         step = (w - h) / n
         for i in range(n):
             cx = h * 0.5 + step * (i + 0.5)
-            d.polygon(_ellipse_poly(cx, h * 0.5, step * 0.45, h * 0.13, ang), fill=score)
+            d.polygon(ellipse_poly(cx, h * 0.5, step * 0.45, h * 0.13, ang), fill=score)
 
     return aspect, 180.0, draw
 
@@ -283,7 +235,7 @@ def _spec_baguette(rng: np.random.Generator, tone: Tone):
 def _spec_sub(rng: np.random.Generator, tone: Tone):
     top = rng.random() < 0.45
     bread = _col((228, 185, 120), tone, rng)
-    crust = _dark(bread, 0.2)
+    crust = dark(bread, 0.2)
     lettuce = _col((95, 170, 55), tone, rng)
     tomato = _col((215, 45, 35), tone, rng)
     cheese = _col((250, 210, 70), tone, rng)
@@ -304,8 +256,8 @@ def _spec_sub(rng: np.random.Generator, tone: Tone):
                     d.polygon([(x - s, h * 0.5 - s), (x + s, h * 0.5 - s * 0.6), (x + s * 0.7, h * 0.5 + s),
                                (x - s * 0.8, h * 0.5 + s * 0.8)], fill=cheese)
                 elif has_tomato:
-                    _dot(d, x, h * (0.5 + rng.uniform(-0.06, 0.06)), h * 0.14, tomato)
-                    _dot(d, x, h * 0.5, h * 0.08, _light(tomato, 0.3))
+                    dot(d, x, h * (0.5 + rng.uniform(-0.06, 0.06)), h * 0.14, tomato)
+                    dot(d, x, h * 0.5, h * 0.08, light(tomato, 0.3))
             if has_meat:
                 d.polygon(_wavy_band(w * 0.1, w * 0.9, h * 0.44, h * 0.56, rng, h * 0.03), fill=meat)
 
@@ -326,11 +278,11 @@ def _spec_sub(rng: np.random.Generator, tone: Tone):
         d.polygon(_wavy_band(0, w, h * 0.44, h * 0.56, rng, h * 0.05, 20), fill=lettuce)
         _capsule(d, w * 0.02, 0, w * 0.98, h * 0.5, crust, radius=h * 0.25)
         _capsule(d, w * 0.03, h * 0.02, w * 0.97, h * 0.48, bread, radius=h * 0.23)
-        _capsule(d, w * 0.1, h * 0.07, w * 0.6, h * 0.18, _light(bread, 0.2))
+        _capsule(d, w * 0.1, h * 0.07, w * 0.6, h * 0.18, light(bread, 0.2))
         if seeds:
             for _ in range(int(rng.integers(8, 18))):
                 x, y = rng.uniform(0.08, 0.92) * w, rng.uniform(0.08, 0.38) * h
-                d.polygon(_ellipse_poly(x, y, h * 0.03, h * 0.015, rng.uniform(0, 3), 6),
+                d.polygon(ellipse_poly(x, y, h * 0.03, h * 0.015, rng.uniform(0, 3), 6),
                           fill=(245, 235, 205))
 
     return aspect, 25.0, draw
@@ -341,7 +293,7 @@ def _spec_banana(rng: np.random.Generator, tone: Tone):
     ripe = rng.random()
     base = (205, 210, 70) if ripe < 0.2 else (246, 214, 62)
     col = _col(base, tone, rng)
-    edge = _mix(col, (150, 110, 30), 0.45)
+    edge = mix(col, (150, 110, 30), 0.45)
     spots = ripe > 0.7
     curve = rng.uniform(0.35, 0.55)
     flip = rng.random() < 0.5
@@ -362,16 +314,16 @@ def _spec_banana(rng: np.random.Generator, tone: Tone):
         d.polygon(outline(1.0), fill=edge)
         d.polygon(outline(0.8), fill=col)
         d.line(list(zip(xs[3:-3].tolist(), (cy - th * 0.12)[3:-3].tolist())),
-               fill=_light(col, 0.25), width=max(1, int(h * 0.05)))
+               fill=light(col, 0.25), width=max(1, int(h * 0.05)))
         if spots:
             for _ in range(int(rng.integers(5, 14))):
                 i = int(rng.integers(3, 23))
-                _dot(d, xs[i], cy[i] + rng.uniform(-0.3, 0.3) * th[i], h * 0.025, (110, 75, 30))
+                dot(d, xs[i], cy[i] + rng.uniform(-0.3, 0.3) * th[i], h * 0.025, (110, 75, 30))
         # stem at the start, dark tip at the end
         x0, y0, x1 = xs[0], cy[0], xs[1]
         d.line([(x0, y0), (x0 - (x1 - x0) * 1.5, y0 - h * 0.05)], fill=(105, 110, 40),
                width=max(1, int(h * 0.09)))
-        _dot(d, xs[-1], cy[-1], h * 0.04, (70, 50, 25))
+        dot(d, xs[-1], cy[-1], h * 0.04, (70, 50, 25))
 
     return aspect, 180.0, draw
 
@@ -397,19 +349,19 @@ def _spec_carrot(rng: np.random.Generator, tone: Tone):
                 d.line([(x0 + h * 0.1, h / 2), (ex, ey)], fill=green, width=max(1, int(h * 0.07)))
                 for f in (0.45, 0.75):
                     lx, ly = x0 + (ex - x0) * f, h / 2 + (ey - h / 2) * f
-                    d.polygon(_ellipse_poly(lx, ly, h * 0.12, h * 0.05, a + rng.normal(0, 0.6), 8),
-                              fill=_light(green, 0.1))
-        d.polygon(body, fill=_dark(col, 0.15))
-        d.ellipse([x0 - h * 0.1, h * 0.13, x0 + h * 0.12, h * 0.87], fill=_dark(col, 0.15))
+                    d.polygon(ellipse_poly(lx, ly, h * 0.12, h * 0.05, a + rng.normal(0, 0.6), 8),
+                              fill=light(green, 0.1))
+        d.polygon(body, fill=dark(col, 0.15))
+        d.ellipse([x0 - h * 0.1, h * 0.13, x0 + h * 0.12, h * 0.87], fill=dark(col, 0.15))
         inner = list(zip(xs.tolist(), (h / 2 - half * 0.8).tolist())) + \
             list(zip(xs[::-1].tolist(), (h / 2 + half * 0.85)[::-1].tolist()))
         d.polygon(inner, fill=col)
-        d.line([(x0 + h * 0.1, h * 0.36), (w * 0.7, h * 0.45)], fill=_light(col, 0.2),
+        d.line([(x0 + h * 0.1, h * 0.36), (w * 0.7, h * 0.45)], fill=light(col, 0.2),
                width=max(1, int(h * 0.06)))
         for x in rng.uniform(x0 + h * 0.2, w * 0.85, n_ridges):
             hh = h * 0.36 * (1.0 - ((x - x0) / (w - x0)) ** 1.4) * 0.7
             y = h / 2 + rng.uniform(-0.3, 0.3) * hh
-            d.line([(x, y - hh * 0.4), (x + h * 0.03, y + hh * 0.4)], fill=_dark(col, 0.25),
+            d.line([(x, y - hh * 0.4), (x + h * 0.03, y + hh * 0.4)], fill=dark(col, 0.25),
                    width=max(1, int(h * 0.035)))
 
     return aspect, 180.0, draw
@@ -426,14 +378,14 @@ def _spec_pizza(rng: np.random.Generator, tone: Tone):
     def toppings(d, pts, r):
         for x, y in pts:
             if extra < 0.25 and rng.random() < 0.35:  # olives
-                _dot(d, x, y, r * 0.7, (35, 30, 30))
-                _dot(d, x, y, r * 0.3, cheese)
+                dot(d, x, y, r * 0.7, (35, 30, 30))
+                dot(d, x, y, r * 0.3, cheese)
             elif extra > 0.8 and rng.random() < 0.4:  # green pepper
                 d.arc([x - r, y - r, x + r, y + r], rng.uniform(0, 360), rng.uniform(0, 360) + 180,
                       fill=(60, 140, 50), width=max(1, int(r * 0.4)))
             else:
-                _dot(d, x, y, r, _dark(pep, 0.2))
-                _dot(d, x, y, r * 0.82, pep)
+                dot(d, x, y, r, dark(pep, 0.2))
+                dot(d, x, y, r * 0.82, pep)
 
     if slice_:
         aspect = rng.uniform(0.8, 1.0)
@@ -441,7 +393,7 @@ def _spec_pizza(rng: np.random.Generator, tone: Tone):
         def draw(d: ImageDraw.ImageDraw, w: float, h: float) -> None:
             d.polygon([(w * 0.1, 0), (w * 0.1, h), (w, h / 2)], fill=sauce)
             d.polygon([(w * 0.14, h * 0.08), (w * 0.14, h * 0.92), (w * 0.9, h / 2)], fill=cheese)
-            d.chord([-w * 0.08, -h * 0.02, w * 0.3, h * 1.02], 90, 270, fill=_dark(crust, 0.2))
+            d.chord([-w * 0.08, -h * 0.02, w * 0.3, h * 1.02], 90, 270, fill=dark(crust, 0.2))
             d.chord([-w * 0.05, h * 0.02, w * 0.27, h * 0.98], 90, 270, fill=crust)
             _capsule(d, w * 0.03, h * 0.02, w * 0.2, h * 0.98, crust)
             pts = []
@@ -458,10 +410,10 @@ def _spec_pizza(rng: np.random.Generator, tone: Tone):
     cuts = rng.random() < 0.5
 
     def draw(d: ImageDraw.ImageDraw, w: float, h: float) -> None:
-        d.ellipse([0, 0, w, h], fill=_dark(crust, 0.2))
+        d.ellipse([0, 0, w, h], fill=dark(crust, 0.2))
         d.ellipse([w * 0.02, h * 0.02, w * 0.98, h * 0.98], fill=crust)
         d.ellipse([w * 0.09, h * 0.09, w * 0.91, h * 0.91], fill=sauce)
-        d.polygon(_blob(w / 2, h / 2, w * 0.38, h * 0.38, rng, 0.07), fill=cheese)
+        d.polygon(blob(w / 2, h / 2, w * 0.38, h * 0.38, rng, 0.07), fill=cheese)
         pts = []
         for _ in range(n):
             a, r = rng.uniform(0, 2 * math.pi), math.sqrt(rng.random()) * 0.3
@@ -473,7 +425,7 @@ def _spec_pizza(rng: np.random.Generator, tone: Tone):
                 a = a0 + k * math.pi / 3.5
                 dx, dy = math.cos(a) * w * 0.45, math.sin(a) * h * 0.45
                 d.line([(w / 2 - dx, h / 2 - dy), (w / 2 + dx, h / 2 + dy)],
-                       fill=_dark(cheese, 0.35), width=max(1, int(w * 0.012)))
+                       fill=dark(cheese, 0.35), width=max(1, int(w * 0.012)))
 
     return aspect, 180.0, draw
 
@@ -489,15 +441,15 @@ def _spec_donut(rng: np.random.Generator, tone: Tone):
 
     def draw(d: ImageDraw.ImageDraw, w: float, h: float) -> None:
         cx, cy = w / 2, h / 2
-        d.ellipse([0, 0, w, h], fill=_dark(dough, 0.18))
+        d.ellipse([0, 0, w, h], fill=dark(dough, 0.18))
         d.ellipse([w * 0.03, h * 0.02, w * 0.97, h * 0.95], fill=dough)
         if icing is None:
-            d.ellipse([w * 0.1, h * 0.08, w * 0.7, h * 0.45], fill=_light(dough, 0.2))
+            d.ellipse([w * 0.1, h * 0.08, w * 0.7, h * 0.45], fill=light(dough, 0.2))
         else:
-            d.polygon(_blob(cx, cy, w * 0.43, h * 0.42, rng, 0.05, 36), fill=icing)
-            d.ellipse([w * 0.18, h * 0.12, w * 0.5, h * 0.3], fill=_light(icing, 0.25))
+            d.polygon(blob(cx, cy, w * 0.43, h * 0.42, rng, 0.05, 36), fill=icing)
+            d.ellipse([w * 0.18, h * 0.12, w * 0.5, h * 0.3], fill=light(icing, 0.25))
         r = hole + 0.07
-        d.ellipse([cx - w * r, cy - h * r, cx + w * r, cy + h * r], fill=_dark(dough, 0.1))
+        d.ellipse([cx - w * r, cy - h * r, cx + w * r, cy + h * r], fill=dark(dough, 0.1))
         if sprinkles:
             cols = ((240, 60, 60), (60, 120, 230), (250, 230, 60), (80, 200, 90), (255, 255, 255))
             for _ in range(int(rng.integers(14, 30))):
@@ -523,12 +475,12 @@ def _spec_burger(rng: np.random.Generator, tone: Tone):
     seeds = rng.random() < 0.65
 
     def draw(d: ImageDraw.ImageDraw, w: float, h: float) -> None:
-        _capsule(d, w * 0.07, h * 0.78, w * 0.93, h, _dark(bun, 0.12), radius=h * 0.08)
-        _capsule(d, w * 0.02, h * 0.6, w * 0.98, h * 0.84, _dark(patty, 0.2), radius=h * 0.08)
+        _capsule(d, w * 0.07, h * 0.78, w * 0.93, h, dark(bun, 0.12), radius=h * 0.08)
+        _capsule(d, w * 0.02, h * 0.6, w * 0.98, h * 0.84, dark(patty, 0.2), radius=h * 0.08)
         _capsule(d, w * 0.03, h * 0.61, w * 0.97, h * 0.8, patty, radius=h * 0.07)
         for _ in range(12):
-            _dot(d, rng.uniform(0.08, 0.92) * w, rng.uniform(0.64, 0.78) * h, w * 0.008,
-                 _light(patty, 0.2))
+            dot(d, rng.uniform(0.08, 0.92) * w, rng.uniform(0.64, 0.78) * h, w * 0.008,
+                 light(patty, 0.2))
         if has_cheese:
             pts = [(w * 0.03, h * 0.57), (w * 0.97, h * 0.57), (w * 0.97, h * 0.63)]
             for x in np.linspace(0.85, 0.15, 3):
@@ -538,15 +490,15 @@ def _spec_burger(rng: np.random.Generator, tone: Tone):
         if has_tomato:
             _capsule(d, w * 0.06, h * 0.51, w * 0.94, h * 0.59, tomato, radius=h * 0.03)
         d.polygon(_wavy_band(0, w, h * 0.49, h * 0.58, rng, h * 0.025, 22), fill=lettuce)
-        d.chord([w * 0.03, 0, w * 0.97, h * 1.06], 180, 360, fill=_dark(bun, 0.15))
+        d.chord([w * 0.03, 0, w * 0.97, h * 1.06], 180, 360, fill=dark(bun, 0.15))
         d.chord([w * 0.04, h * 0.02, w * 0.96, h * 1.04], 180, 360, fill=bun)
-        d.ellipse([w * 0.2, h * 0.06, w * 0.55, h * 0.2], fill=_light(bun, 0.2))
+        d.ellipse([w * 0.2, h * 0.06, w * 0.55, h * 0.2], fill=light(bun, 0.2))
         if seeds:
             for _ in range(int(rng.integers(8, 18))):
                 a = rng.uniform(math.pi * 1.1, math.pi * 1.9)
                 rr = rng.uniform(0.2, 0.9)
                 x, y = w / 2 + rr * w * 0.44 * math.cos(a), h * 0.53 + rr * h * 0.5 * math.sin(a)
-                d.polygon(_ellipse_poly(x, y, w * 0.018, w * 0.01, rng.uniform(0, 3), 6),
+                d.polygon(ellipse_poly(x, y, w * 0.018, w * 0.01, rng.uniform(0, 3), 6),
                           fill=(248, 238, 205))
 
     return aspect, 20.0, draw
@@ -564,13 +516,13 @@ def _spec_sushi(rng: np.random.Generator, tone: Tone):
         def draw(d: ImageDraw.ImageDraw, w: float, h: float) -> None:
             for i in range(n):
                 cx, cy, r = h * (i + 0.5), h / 2, h * 0.47
-                _dot(d, cx, cy, r, nori)
-                _dot(d, cx, cy, r * 0.84, rice)
+                dot(d, cx, cy, r, nori)
+                dot(d, cx, cy, r * 0.84, rice)
                 for _ in range(8):
                     a, rr = rng.uniform(0, 6.3), rng.uniform(0.4, 0.75) * r
-                    _dot(d, cx + rr * math.cos(a), cy + rr * math.sin(a), r * 0.05, _dark(rice, 0.1))
+                    dot(d, cx + rr * math.cos(a), cy + rr * math.sin(a), r * 0.05, dark(rice, 0.1))
                 for k in range(int(rng.integers(1, 4))):
-                    _dot(d, cx + rng.uniform(-0.15, 0.15) * r, cy + rng.uniform(-0.15, 0.15) * r,
+                    dot(d, cx + rng.uniform(-0.15, 0.15) * r, cy + rng.uniform(-0.15, 0.15) * r,
                          r * rng.uniform(0.18, 0.32), fills[int(rng.integers(4))])
 
         return aspect, 180.0, draw
@@ -584,21 +536,21 @@ def _spec_sushi(rng: np.random.Generator, tone: Tone):
         ph = h / n
         for i in range(n):
             y0 = i * ph
-            _capsule(d, w * 0.05, y0 + ph * 0.04, w * 0.95, y0 + ph * 0.96, _dark(rice, 0.15))
+            _capsule(d, w * 0.05, y0 + ph * 0.04, w * 0.95, y0 + ph * 0.96, dark(rice, 0.15))
             _capsule(d, w * 0.06, y0 + ph * 0.06, w * 0.94, y0 + ph * 0.93, rice)
             for _ in range(10):
-                _dot(d, rng.uniform(0.1, 0.9) * w, y0 + ph * rng.choice([0.12, 0.86]),
-                     ph * 0.03, _dark(rice, 0.12))
-            _capsule(d, 0, y0 + ph * 0.2, w, y0 + ph * 0.76, _dark(fish[i], 0.15), radius=ph * 0.2)
+                dot(d, rng.uniform(0.1, 0.9) * w, y0 + ph * rng.choice([0.12, 0.86]),
+                     ph * 0.03, dark(rice, 0.12))
+            _capsule(d, 0, y0 + ph * 0.2, w, y0 + ph * 0.76, dark(fish[i], 0.15), radius=ph * 0.2)
             _capsule(d, 0, y0 + ph * 0.18, w, y0 + ph * 0.72, fish[i], radius=ph * 0.2)
             if fish[i][0] > 230 and fish[i][1] < 170:  # salmon stripes
                 for x in np.linspace(w * 0.15, w * 0.85, 5):
                     d.line([(x, y0 + ph * 0.22), (x + ph * 0.2, y0 + ph * 0.68)],
-                           fill=_light(fish[i], 0.45), width=max(1, int(ph * 0.06)))
+                           fill=light(fish[i], 0.45), width=max(1, int(ph * 0.06)))
             elif fish[i][1] > 190 and fish[i][2] < 120:  # tamago with a nori band
                 d.rectangle([w * 0.42, y0 + ph * 0.05, w * 0.58, y0 + ph * 0.92], fill=nori)
             else:
-                _capsule(d, w * 0.1, y0 + ph * 0.24, w * 0.7, y0 + ph * 0.34, _light(fish[i], 0.3))
+                _capsule(d, w * 0.1, y0 + ph * 0.24, w * 0.7, y0 + ph * 0.34, light(fish[i], 0.3))
 
     return aspect, 180.0, draw
 
@@ -613,13 +565,13 @@ def _spec_egg(rng: np.random.Generator, tone: Tone):
 
     def draw(d: ImageDraw.ImageDraw, w: float, h: float) -> None:
         if brown:
-            d.polygon(_blob(w / 2, h / 2, w * 0.48, h * 0.48, rng, 0.09), fill=(212, 168, 105))
-        d.polygon(_blob(w / 2, h / 2, w * 0.44, h * 0.44, rng, 0.09), fill=white)
+            d.polygon(blob(w / 2, h / 2, w * 0.48, h * 0.48, rng, 0.09), fill=(212, 168, 105))
+        d.polygon(blob(w / 2, h / 2, w * 0.44, h * 0.44, rng, 0.09), fill=white)
         cx, cy, r = w * (0.5 + ox), h * (0.5 + oy), yr * w
-        _dot(d, cx, cy + r * 0.08, r * 1.08, _dark(white, 0.08))
-        _dot(d, cx, cy, r, _dark(yolk, 0.1))
-        _dot(d, cx - r * 0.05, cy - r * 0.05, r * 0.9, yolk)
-        d.ellipse([cx - r * 0.55, cy - r * 0.6, cx - r * 0.1, cy - r * 0.3], fill=_light(yolk, 0.6))
+        dot(d, cx, cy + r * 0.08, r * 1.08, dark(white, 0.08))
+        dot(d, cx, cy, r, dark(yolk, 0.1))
+        dot(d, cx - r * 0.05, cy - r * 0.05, r * 0.9, yolk)
+        d.ellipse([cx - r * 0.55, cy - r * 0.6, cx - r * 0.1, cy - r * 0.3], fill=light(yolk, 0.6))
 
     return aspect, 180.0, draw
 
@@ -639,105 +591,16 @@ _SPECS = {
 assert set(_SPECS) == set(FOOD_CLASSES)
 
 
-# --------------------------------------------------------------------------- scene
-
-
-@lru_cache(maxsize=16)
-def _grid(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    yy.flags.writeable = False
-    xx.flags.writeable = False
-    return xx, yy
-
-
-def _noise(rng: np.random.Generator, w: int, h: int, cells: int) -> np.ndarray:
-    """Smooth value noise in [0, 1]: a coarse random grid upscaled bicubically."""
-    gw = max(2, int(cells * w / max(w, h)) + 1)
-    gh = max(2, int(cells * h / max(w, h)) + 1)
-    small = Image.fromarray(rng.random((gh, gw), dtype=np.float32))
-    return np.asarray(small.resize((w, h), Image.BICUBIC))
-
-
-def _stripes(u: np.ndarray, period: float, duty: float = 0.5) -> np.ndarray:
-    """Anti-aliased 0/1 stripes along coordinate ``u``."""
-    v = u * np.float32(1.0 / period)
-    f = v - np.floor(v)
-    f -= 0.5
-    np.abs(f, out=f)
-    f *= np.float32(period)  # distance to the middle of the gap between stripes, pixels
-    f += np.float32(0.5 - (1.0 - duty) * period * 0.5)
-    return np.clip(f, 0.0, 1.0, out=f)
-
-
-def _table_colour(rng: np.random.Generator) -> np.ndarray:
-    u = rng.random()
-    if u < 0.25:  # wood and warm tones (bread-like: hard)
-        c = _hsv(rng, (0.3, 0.7), (0.35, 0.85))
-        c = _mix(c, (190, 130, 70), 0.75)
-    elif u < 0.5:  # whites and greys
-        g = rng.uniform(120, 245)
-        c = (g + rng.normal(0, 6), g + rng.normal(0, 6), g + rng.normal(0, 6))
-    elif u < 0.65:  # dark
-        c = _hsv(rng, (0.0, 0.5), (0.08, 0.35))
-    else:
-        c = _hsv(rng, (0.15, 0.8), (0.35, 0.95))
-    return np.array(c, dtype=np.float32)
-
-
-def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    xx, yy = _grid(w, h)
-    c0, c1 = _table_colour(rng), _table_colour(rng)
-    kind = rng.random()
-    a = rng.uniform(0, math.pi)
-    u = xx * math.cos(a) + yy * math.sin(a)
-    scale = max(w, h)
-    if kind < 0.14:  # flat
-        m = None
-    elif kind < 0.3:  # gradient
-        m = (u - u.min()) / max(float(u.max() - u.min()), 1.0)
-    elif kind < 0.48:  # smooth noise texture
-        m = _noise(rng, w, h, int(rng.integers(3, 12)))
-        if rng.random() < 0.5:
-            m = 0.6 * m + 0.4 * _noise(rng, w, h, int(rng.integers(12, 30)))
-    elif kind < 0.62:  # stripes
-        m = _stripes(u, scale * rng.uniform(0.04, 0.2), rng.uniform(0.3, 0.7))
-    elif kind < 0.78:  # gingham / checks (table cloth)
-        v = -xx * math.sin(a) + yy * math.cos(a)
-        p = scale * rng.uniform(0.05, 0.16)
-        if rng.random() < 0.6:
-            c0 = np.array(_mix(c0, (250, 250, 250), 0.8), dtype=np.float32)
-            m = 0.5 * _stripes(u, p) + 0.5 * _stripes(v, p)
-        else:
-            m = np.abs(_stripes(u, p) - _stripes(v, p))
-    elif kind < 0.9:  # wood planks
-        c0 = np.array(_mix(c0, (150, 95, 50), 0.6), dtype=np.float32)
-        c1 = _dark(c0, rng.uniform(0.15, 0.4))
-        c1 = np.array(c1, dtype=np.float32)
-        v = -xx * math.sin(a) + yy * math.cos(a)
-        warp = _noise(rng, w, h, 4) * scale * 0.05
-        m = 0.5 + 0.5 * np.sin((v + warp) * (2 * math.pi / (scale * rng.uniform(0.02, 0.06))))
-        m = 0.6 * m + 0.4 * _noise(rng, w, h, 20)
-        seam = _stripes(v, scale * rng.uniform(0.15, 0.4), 0.03)
-        m = np.maximum(m, seam)
-    else:  # speckled stone
-        m = 0.35 * _noise(rng, w, h, 8) + 0.65 * (rng.random((h, w), dtype=np.float32) ** 3)
-    if m is None:
-        img = np.broadcast_to(c0, (h, w, 3)).astype(np.float32)
-    else:
-        img = c0 + (c1 - c0) * m[..., None]
-    return img
-
-
 def _plate(rng: np.random.Generator, img: np.ndarray, cx: float, cy: float, r: float) -> None:
     """Paints a round (or oval) plate with a rim and a soft shadow into ``img`` in place."""
     h, w = img.shape[:2]
-    xx, yy = _grid(w, h)
+    xx, yy = pixel_grid(w, h)
     rx, ry = r * rng.uniform(0.9, 1.1), r * rng.uniform(0.75, 1.0)
     g = rng.uniform(200, 250)
-    col = np.array(_mix((g, g, g), _hsv(rng, (0.2, 0.8), (0.4, 0.9)), rng.uniform(0, 1) ** 3),
+    col = np.array(mix((g, g, g), random_hsv(rng, (0.2, 0.8), (0.4, 0.9)), rng.uniform(0, 1) ** 3),
                    dtype=np.float32)
     if rng.random() < 0.15:
-        col = np.array(_hsv(rng, (0.0, 0.4), (0.1, 0.3)), dtype=np.float32)
+        col = np.array(random_hsv(rng, (0.0, 0.4), (0.1, 0.3)), dtype=np.float32)
     sx, sy = r * 0.05, r * 0.07
     # work on the plate's bounding box only
     x0, x1 = max(0, int(cx - rx * 1.1)), min(w, int(cx + rx * 1.2) + 2)
@@ -754,33 +617,6 @@ def _plate(rng: np.random.Generator, img: np.ndarray, cx: float, cy: float, r: f
     alpha = np.clip((1.0 - rr) * min(rx, ry) + 0.5, 0.0, 1.0)[..., None]
     rim = np.clip((rr - 0.74) * min(rx, ry) * 0.5, 0.0, 1.0)[..., None]
     sub += (col * (0.93 + 0.07 * rim) - sub) * alpha
-
-
-def _distractor(rng: np.random.Generator, d: ImageDraw.ImageDraw, w: int, h: int) -> None:
-    s = min(w, h) * rng.uniform(0.05, 0.14)
-    x, y = rng.uniform(0, w), rng.uniform(0, h)
-    col = _hsv(rng, (0.0, 0.9), (0.2, 1.0))
-    k = rng.random()
-    if k < 0.3:  # pea, olive, tomato, ...
-        d.ellipse([x - s / 2, y - s / 2, x + s / 2, y + s / 2], fill=col)
-    elif k < 0.45:  # napkin
-        d.polygon(_ellipse_poly(x, y, s * 1.2, s * 0.9, rng.uniform(0, 3), 4),
-                  fill=_light(col, 0.6))
-    elif k < 0.65:  # knife / fork handle
-        b = rng.uniform(0, math.pi)
-        L = min(w, h) * rng.uniform(0.25, 0.5)
-        dx, dy = math.cos(b) * L / 2, math.sin(b) * L / 2
-        g = int(rng.uniform(150, 225))
-        d.line([(x - dx, y - dy), (x + dx, y + dy)], fill=(g, g, g + 5), width=max(1, int(s * 0.25)))
-    elif k < 0.8:  # leaf
-        d.polygon(_ellipse_poly(x, y, s * 0.7, s * 0.3, rng.uniform(0, 3), 10),
-                  fill=_hsv(rng, (0.5, 0.8), (0.4, 0.7)) if rng.random() < 0.3 else (70, 140, 50))
-    elif k < 0.9:  # crumbs
-        for _ in range(int(rng.integers(3, 8))):
-            _dot(d, x + rng.normal(0, s), y + rng.normal(0, s), max(0.6, s * 0.08), (200, 160, 100))
-    else:  # a little bowl
-        d.ellipse([x - s, y - s * 0.8, x + s, y + s * 0.8], fill=_dark(col, 0.3))
-        d.ellipse([x - s * 0.8, y - s * 0.6, x + s * 0.8, y + s * 0.6], fill=col)
 
 
 def _item(kind: str, rng: np.random.Generator, w: int, h: int) -> Image.Image:
@@ -837,7 +673,7 @@ def render_food(kind: str, rng: np.random.Generator, size: tuple[int, int]) -> I
     x = int(round(rng.uniform(-mx, max(w - sw, 0) + mx)))
     y = int(round(rng.uniform(-my, max(h - sh, 0) + my)))
 
-    bg = _background(rng, w, h)
+    bg = table_background(rng, w, h)
     if rng.random() < 0.4:
         r = 0.5 * math.hypot(sw, sh) * rng.uniform(0.8, 1.15)
         _plate(rng, bg, x + sw / 2 + rng.normal(0, 0.05 * sw), y + sh / 2 + rng.normal(0, 0.05 * sh), r)
@@ -848,7 +684,7 @@ def render_food(kind: str, rng: np.random.Generator, size: tuple[int, int]) -> I
     over = [rng.random() < 0.2 for _ in range(n_dis)]
     for i in range(n_dis):
         if not over[i]:
-            _distractor(rng, d, w, h)
+            distractor(rng, d, w, h)
 
     alpha = sprite.getchannel("A")
     if rng.random() < 0.8:  # soft shadow below the item
@@ -860,11 +696,11 @@ def render_food(kind: str, rng: np.random.Generator, size: tuple[int, int]) -> I
 
     for i in range(n_dis):
         if over[i]:
-            _distractor(rng, d, w, h)
+            distractor(rng, d, w, h)
     if rng.random() < 0.12:  # a partial occluder (napkin, cup, hand...) from a border
         side = int(rng.integers(4))
         depth = rng.uniform(0.15, 0.35)
-        col = _hsv(rng, (0.0, 0.6), (0.3, 1.0))
+        col = random_hsv(rng, (0.0, 0.6), (0.3, 1.0))
         t0, t1 = sorted(rng.uniform(0, 1, 2))
         t1 = min(1.0, t1 + 0.3)
         # (distance from the border, position along it), both as fractions of the frame

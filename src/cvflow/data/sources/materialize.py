@@ -56,12 +56,16 @@ def unpack_user_data(path: Path, work: Path, locate: Callable[[Path], Path | Non
             raise DataError(f"{path}: does not hold {layout}")
         link_tree(found, work / "linked")
         return work / "linked"
-    from cvflow.data.archive import extract
+    from cvflow.data.sources.archive import MARKER, extract
 
     unpacked = extract(path, work / "unpacked")
     found = locate(unpacked)
     if found is None:
         raise DataError(f"{path}: the archive does not hold {layout}")
+    # The extraction marker (archive name, size, SHA-1, mtime) is for re-extraction into a
+    # kept folder; this one is a scratch copy. Where the data set is the archive's top level,
+    # the marker would land in the data set (a DVC output) with a time in it: drop it.
+    (found / MARKER).unlink(missing_ok=True)
     return found
 
 
@@ -82,7 +86,7 @@ def fetch_dataset(dest: Path, source: str, *, layout: str, hub_key: str, locate:
             generate(target)
             return target
         if source == "d2l":
-            from cvflow.data.hub import fetch_hub_file
+            from cvflow.data.sources.hub import fetch_hub_file
 
             archive = fetch_hub_file(hub_key, Path(downloads or dest.parent / "downloads"), base_url=hub_url)
         elif source == "local":

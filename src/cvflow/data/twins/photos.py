@@ -1,111 +1,30 @@
-"""The book's sample photos (chapter 13): fetched from d2l-en, copied from a folder, or drawn.
+"""Stand-ins for the book's sample photos (chapter 13), drawn offline, of the real sizes.
 
-=================  ==========  ==============================================
-file               size        used for
-=================  ==========  ==============================================
-``catdog.jpg``     728 x 561   anchor boxes, bounding boxes (13.3, 13.4)
-``cat1.jpg``       500 x 400   image augmentation (13.1)
-``rainier.jpg``    2048 x 1365 style transfer, content image (13.12)
-``autumn-oak.jpg`` 1717 x 1200 style transfer, style image (13.12)
-=================  ==========  ==============================================
-
-:func:`fetch_photos` gets them from one of three sources, all giving the same file names
-in one flat folder:
-
-* ``d2l``: downloaded from the ``img/`` folder of the d2l-en repository (a base URL that
-  ``CVFLOW_PHOTOS_URL`` or ``base_url`` can point at a mirror or a local folder), each
-  verified by the SHA-1 of its bytes;
-* ``local``: copied from a folder that holds them (flat, or a d2l-en checkout with
-  ``img/``), each SHA-1 checked first;
-* ``demo``: stand-ins drawn here, deterministic, as JPEGs of the real sizes: on
-  ``catdog.jpg`` a dog-like and a cat-like figure fill exactly the book's boxes
-  (:data:`CATDOG_BOXES`), ``rainier.jpg`` is a mountain landscape, ``autumn-oak.jpg`` a
-  painterly texture of brush strokes and ``cat1.jpg`` a cat lying on a dark blanket.
+On ``catdog.jpg`` a dog-like and a cat-like figure fill exactly the book's boxes
+(:data:`cvflow.data.sources.photos.CATDOG_BOXES`), ``rainier.jpg`` is a mountain
+landscape, ``autumn-oak.jpg`` a painterly texture of brush strokes and ``cat1.jpg`` a cat
+lying on a dark blanket. :func:`render_photo` is deterministic given the seed.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from cvflow.console import info
-from cvflow.errors import DataError
-from cvflow.fileio import atomic_path
+from cvflow.data.sources.photos import CATDOG_BOXES, PHOTOS
+from cvflow.data.twins.raster import value_noise
 
-__all__ = [
-    "CATDOG_BOXES",
-    "DEFAULT_PHOTOS_URL",
-    "PHOTOS",
-    "PHOTOS_URL_ENV",
-    "Photo",
-    "fetch_photos",
-    "photos_base_url",
-    "render_photo",
-]
-
-DEFAULT_PHOTOS_URL = "https://raw.githubusercontent.com/d2l-ai/d2l-en/master/img/"
-PHOTOS_URL_ENV = "CVFLOW_PHOTOS_URL"
-
-
-@dataclass(frozen=True)
-class Photo:
-    """One of the book's photos: its SHA-1 and its size (width, height)."""
-
-    sha1: str
-    size: tuple[int, int]
-
-
-PHOTOS: dict[str, Photo] = {
-    "catdog.jpg": Photo("60b7d540db03eef6b9834329bccc4417ef349bf6", (728, 561)),
-    "rainier.jpg": Photo("b0193ffd8ecea1631ac1092130017b884faafa30", (2048, 1365)),
-    "autumn-oak.jpg": Photo("bbe11f01403b9726bbc625589550e574fc45980a", (1717, 1200)),
-    "cat1.jpg": Photo("f9c5b905d908b97eeeb64ff34a46fa8b143f88f8", (500, 400)),
-}
-
-# The book's boxes on catdog.jpg (13.3): (x1, y1, x2, y2) in pixels.
-CATDOG_BOXES: dict[str, tuple[float, float, float, float]] = {
-    "dog": (60.0, 45.0, 378.0, 516.0),
-    "cat": (400.0, 112.0, 655.0, 493.0),
-}
-
-
-def photos_base_url(base_url: str | None = None) -> str:
-    """``CVFLOW_PHOTOS_URL``, then ``base_url``, then :data:`DEFAULT_PHOTOS_URL`; ends with '/'.
-
-    A plain folder path becomes a ``file://`` URL (as for the data hub).
-    """
-    from cvflow.data.hub import _as_url
-
-    for candidate in (os.environ.get(PHOTOS_URL_ENV), base_url):
-        if candidate is not None and candidate.strip():
-            url = _as_url(candidate.strip())
-            break
-    else:
-        url = DEFAULT_PHOTOS_URL
-    return url if url.endswith("/") else url + "/"
-
-
-# --------------------------------------------------------------------------- drawing helpers
-
-
-def _noise(rng: np.random.Generator, w: int, h: int, cells: int) -> np.ndarray:
-    from cvflow.data.synth import _noise as noise
-
-    return noise(rng, w, h, cells)
+__all__ = ["render_photo"]
 
 
 def _fbm(rng: np.random.Generator, w: int, h: int, octaves: Iterable[tuple[int, float]]) -> np.ndarray:
     """A sum of smooth noises (cells, weight), normalised to [0, 1]."""
     out = np.zeros((h, w), np.float32)
     for cells, weight in octaves:
-        out += weight * _noise(rng, w, h, cells)
+        out += weight * value_noise(rng, w, h, cells)
     out -= out.min()
     return out / max(float(out.max()), 1e-6)
 
@@ -150,7 +69,7 @@ def _fur(strength: float, cells: int = 60) -> Callable[[np.random.Generator, int
         fine = rng.random((h, w), dtype=np.float32)
         fine = np.asarray(Image.fromarray((fine * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.2)),
                           np.float32) / 255.0
-        return (1.0 - strength) + strength * 2.0 * (0.5 * fine + 0.5 * _noise(rng, w, h, cells)) * 0.9
+        return (1.0 - strength) + strength * 2.0 * (0.5 * fine + 0.5 * value_noise(rng, w, h, cells)) * 0.9
 
     return texture
 
@@ -231,11 +150,11 @@ def _rainier(rng: np.random.Generator, w: int, h: int) -> Image.Image:
     for base, amp, col, snow in layers:
         ridge = _ridge(rng, w, base * h, amp * h, 0.6)
         inside = rows >= ridge[None, :]
-        shade = 0.8 + 0.4 * _noise(rng, w, h, 40)
+        shade = 0.8 + 0.4 * value_noise(rng, w, h, 40)
         layer = np.array(col, np.float32)[None, None, :] * shade[..., None]
         if snow:
             depth = (rows - ridge[None, :]) / (0.06 * h)
-            white = np.clip(1.5 - depth + 1.5 * (_noise(rng, w, h, 80) - 0.5), 0, 1)
+            white = np.clip(1.5 - depth + 1.5 * (value_noise(rng, w, h, 80) - 0.5), 0, 1)
             layer += (245 - layer) * white[..., None]
         img = np.where(inside[..., None], layer, img)
         img = img * 0.97 + np.array([200, 210, 225], np.float32) * 0.03  # aerial haze
@@ -265,7 +184,7 @@ def _autumn_oak(rng: np.random.Generator, w: int, h: int) -> Image.Image:
     base = np.array([70, 120, 230], np.float32) * (1 - yy) + np.array([235, 120, 40], np.float32) * yy
     photo = Image.fromarray(np.clip(np.broadcast_to(base, (h, w, 3)), 0, 255).astype(np.uint8))
     d = ImageDraw.Draw(photo)
-    flow = _noise(rng, w, h, 6) * 2 * math.pi
+    flow = value_noise(rng, w, h, 6) * 2 * math.pi
     hill = _ridge(rng, w, 0.55 * h, 0.08 * h, 0.5)
     sky = [(60, 110, 230), (90, 150, 240), (40, 80, 200), (120, 170, 245), (70, 130, 210)]
     leaves = [(240, 110, 30), (225, 70, 25), (250, 160, 40), (200, 40, 30), (250, 200, 60), (230, 90, 60)]
@@ -350,80 +269,3 @@ def render_photo(name: str, seed: int = 0) -> Image.Image:
     image = _RENDERERS[name](rng, w, h).convert("RGB")
     assert image.size == (w, h)
     return image
-
-
-# --------------------------------------------------------------------------- sources
-
-
-def _names(names: Iterable[str] | None) -> list[str]:
-    chosen = list(PHOTOS) if names is None else list(names)
-    unknown = [n for n in chosen if n not in PHOTOS]
-    if unknown:
-        raise DataError(f"unknown photo(s) {', '.join(unknown)}; known: {', '.join(PHOTOS)}")
-    return chosen
-
-
-def _local_file(folder: Path, name: str) -> Path | None:
-    for candidate in (folder / name, folder / "img" / name):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def fetch_photos(dest: str | os.PathLike, source: str = "demo", path: str | os.PathLike | None = None,
-                 base_url: str | None = None, *, names: Iterable[str] | None = None, seed: int = 0,
-                 **download_kwargs) -> dict[str, Path]:
-    """Put the book's photos into folder ``dest`` (flat, real file names); return ``{name: path}``.
-
-    * ``d2l``: download ``<base>/<name>`` for each (base: :func:`photos_base_url`), SHA-1
-      verified by :func:`cvflow.data.download.download` (a verified file is not fetched again);
-      ``download_kwargs`` go to it.
-    * ``local``: copy from folder ``path`` (or ``path/img``) after checking each SHA-1; a
-      mismatch raises :class:`DataError` naming the file, the expected and the actual SHA-1.
-    * ``demo``: draw deterministic stand-ins (:func:`render_photo`) of the real sizes.
-
-    ``names`` picks a subset of :data:`PHOTOS`. Every file is written atomically.
-    """
-    from cvflow.data.download import download, sha1sum
-
-    dest = Path(dest)
-    chosen = _names(names)
-    dest.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Path] = {}
-    if source == "d2l":
-        base = photos_base_url(base_url)
-        hint = (f"Ways out: point {PHOTOS_URL_ENV} at a mirror of d2l-en's img/ folder, use --source local "
-                "--path FOLDER, or run the offline demo (source: demo)")
-        for name in chosen:
-            out[name] = download(base + name, dest / name, sha1=PHOTOS[name].sha1, hint=hint, **download_kwargs)
-    elif source == "local":
-        if path is None:
-            raise DataError("source local needs --path FOLDER holding the photos (catdog.jpg, ...)")
-        folder = Path(path).expanduser()
-        if not folder.is_dir():
-            raise DataError(f"{folder}: no such folder (source local: --path FOLDER)")
-        found = {name: _local_file(folder, name) for name in chosen}
-        missing = [name for name, file in found.items() if file is None]
-        if missing:
-            raise DataError(f"{folder}: missing {', '.join(missing)} (looked in {folder} and {folder / 'img'})")
-        for name, file in found.items():
-            actual = sha1sum(file)
-            if actual != PHOTOS[name].sha1:
-                raise DataError(f"{file}: SHA-1 mismatch for {name}: expected {PHOTOS[name].sha1}, got {actual}; "
-                                "this is not the book's photo (replace it, or use source d2l or demo)")
-        for name, file in found.items():
-            target = dest / name
-            if target.resolve() != file.resolve():
-                with atomic_path(target) as tmp:
-                    shutil.copyfile(file, tmp)
-            out[name] = target
-    elif source == "demo":
-        for name in chosen:
-            image = render_photo(name, seed)
-            with atomic_path(dest / name) as tmp:
-                image.save(tmp, format="JPEG", quality=92)
-            out[name] = dest / name
-    else:
-        raise DataError(f"unknown source {source!r}: use demo, d2l or local")
-    info(f"photos ({source}) in {dest}: {', '.join(chosen)}")
-    return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cvflow.data.download import download
+from cvflow.data.sources.download import download
 from cvflow.errors import DataError
 
 __all__ = ["DATA_HUB", "DEFAULT_HUB_URL", "HUB_URL_ENV", "HubFile", "fetch_hub_file", "hub_base_url"]
@@ -61,7 +61,7 @@ def fetch_hub_file(key: str, dest_dir: str | os.PathLike, base_url: str | None =
     """Download hub file ``key`` into ``dest_dir/<name>``, verified with its SHA-1; return its path.
 
     ``base_url`` is passed through :func:`hub_base_url` (so ``CVFLOW_HUB_URL`` still wins);
-    ``download_kwargs`` go to :func:`cvflow.data.download.download`.
+    ``download_kwargs`` go to :func:`cvflow.data.sources.download.download`.
     """
     try:
         entry = DATA_HUB[key]

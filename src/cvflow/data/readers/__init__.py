@@ -1,0 +1,1 @@
+"""Readers: the data sets as training sees them (datasets, collate functions, transforms)."""
