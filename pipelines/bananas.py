@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
-from cvflow.data.sources.bananas import fetch_bananas
 from cvflow.params import Params
+
+# Each stage imports what it alone needs inside its function (see pipelines/hotdog.py).
 
 
 def data_dir(root: Path) -> Path:
@@ -14,6 +15,8 @@ def data_dir(root: Path) -> Path:
 
 
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
+    from cvflow.data.sources.bananas import fetch_bananas
+
     cfg = params.task("bananas")
     return fetch_bananas(data_dir(root), source or cfg.data.source, path=path or cfg.data.path,
                          hub_url=params.common.hub_url, downloads=root / "data" / "downloads",

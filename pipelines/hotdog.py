@@ -16,27 +16,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from cvflow.console import info
-from cvflow.data.readers.images import DecodedImageFolder, classification_transforms
-from cvflow.data.sources.hotdog import CLASSES, fetch_hotdog
-from cvflow.engine import (ClassificationTask, Precision, head_and_body, make_loader, resolve_device, seed_everything,
-                           use_pin_memory)
-from cvflow.engine.run import RunPaths, RunSpec, resolve_workers, train_run
 from cvflow.errors import UserError
-from cvflow.fileio import sha1sum, write_json
-from cvflow.models.files import load_model, save_model
-from cvflow.models.resnet import (IMAGENET_WEIGHTS, build_resnet18, imagenet_state_dict, load_backbone,
-                                  read_state_dict, replace_head)
 from cvflow.params import Params
-from cvflow.pipelines.lineage import dvc_digests
-from cvflow.plots import prediction_grid, training_curves
-from cvflow.tracking import find_run
+
+# Each stage imports what it alone needs inside its function: `fetch hotdog` then depends on the
+# data code only, and training code changes leave the fetched data up to date (tests/test_dvc_deps.py).
 
 EXPERIMENT = "hotdog"
 VARIANTS = ("finetune", "scratch")
@@ -44,8 +33,10 @@ DATA = "data/hotdog"
 SOURCE = "source"  # the run (and model file) the fine-tune starts from
 
 
-def run_paths(root: Path, name: str) -> RunPaths:
+def run_paths(root: Path, name: str):
     """Files of the run ``name`` (source, finetune, scratch): see :class:`cvflow.engine.run.RunPaths`."""
+    from cvflow.engine.run import RunPaths
+
     return RunPaths(root, EXPERIMENT, name)
 
 
@@ -53,17 +44,30 @@ def metrics_file(root: Path) -> Path:
     return root / "metrics" / "hotdog.json"
 
 
-def _image_sets(params: Params, root: Path) -> tuple[DecodedImageFolder, DecodedImageFolder]:
+def _image_sets(params: Params, root: Path):
+    from cvflow.data.readers.images import classification_transforms
+
     cfg = params.task("hotdog")
     train_tf, test_tf = classification_transforms(cfg.transforms)
-    return (DecodedImageFolder(root / DATA / "train", CLASSES, train_tf, cfg.data.on_corrupt),
-            DecodedImageFolder(root / DATA / "test", CLASSES, test_tf, cfg.data.on_corrupt))
+    return (_images(params, root / DATA / "train", train_tf), _images(params, root / DATA / "test", test_tf))
+
+
+def _images(params: Params, folder: Path, transform):
+    """One split as an image folder, cached as ``common.image_cache`` says (no effect on results)."""
+    from cvflow.data.readers.hotdog import CLASSES
+    from cvflow.data.readers.images import DecodedImageFolder
+
+    common = params.common
+    return DecodedImageFolder(folder, CLASSES, transform, params.task("hotdog").data.on_corrupt,
+                              cache=common.image_cache, cache_max_bytes=common.image_cache_mb * 2**20)
 
 
 # ----------------------------------------------------------------------------- stages
 
 
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
+    from cvflow.data.sources.hotdog import fetch_hotdog
+
     cfg = params.task("hotdog")
     source = source or cfg.data.source
     path = path or cfg.data.path
@@ -86,11 +90,15 @@ class _TensorImages(Dataset):
         return self.transform(self.images[index]), self.labels[index]
 
 
-def _source_run(params: Params, root: Path) -> RunSpec:
+def _source_run(params: Params, root: Path):
     """The demo's stand-in for ImageNet: a ResNet-18 trained on a generated 10-class food set."""
     import numpy as np
+    from torchvision.transforms import v2
 
     from cvflow.data.twins.food import FOOD_CLASSES, render_batch
+    from cvflow.engine import ClassificationTask
+    from cvflow.engine.run import RunSpec
+    from cvflow.models.resnet import build_resnet18
 
     cfg = params.task("hotdog")
     pre = cfg.pretrain
@@ -123,6 +131,12 @@ def _source_run(params: Params, root: Path) -> RunSpec:
 def pretrain(params: Params, root: Path) -> Path:
     """Write the fine-tune's starting weights to ``data/models/hotdog/source.pt``, and what they are to
     ``metrics/hotdog/source.json`` (the source run's last epoch, or only the origin of given weights)."""
+    from cvflow.engine import seed_everything
+    from cvflow.engine.run import train_run
+    from cvflow.fileio import write_json
+    from cvflow.models.files import save_model
+    from cvflow.models.resnet import IMAGENET_WEIGHTS, build_resnet18, imagenet_state_dict, load_backbone, read_state_dict
+
     cfg = params.task("hotdog")
     paths = run_paths(root, SOURCE)
     path = paths.model
@@ -156,6 +170,14 @@ def pretrain(params: Params, root: Path) -> Path:
 
 def train(params: Params, root: Path, variant: str) -> dict:
     """Fine-tune the source model, or train from scratch (book 13.2), as one tracked run."""
+    from cvflow.data.readers.hotdog import CLASSES
+    from cvflow.engine import ClassificationTask, head_and_body
+    from cvflow.engine.run import RunSpec, train_run
+    from cvflow.fileio import sha1sum
+    from cvflow.models.files import load_model
+    from cvflow.models.resnet import build_resnet18, load_backbone, replace_head
+    from cvflow.pipelines.lineage import dvc_digests
+
     if variant not in VARIANTS:
         raise UserError(f"--variant {variant!r}: use one of {', '.join(VARIANTS)}")
     cfg = params.task("hotdog")
@@ -200,11 +222,22 @@ def train(params: Params, root: Path, variant: str) -> dict:
 @torch.inference_mode()
 def evaluate(params: Params, root: Path) -> dict:
     """Test both models on ``common.device``; write ``metrics/hotdog.json`` and labelled prediction grids."""
+    import pandas as pd
+
+    from cvflow.data.readers.hotdog import CLASSES
+    from cvflow.data.readers.images import classification_transforms
+    from cvflow.engine import Precision, make_loader, resolve_device, use_pin_memory
+    from cvflow.engine.run import resolve_workers
+    from cvflow.fileio import sha1sum, write_json
+    from cvflow.models.files import load_model
+    from cvflow.plots import prediction_grid, training_curves
+    from cvflow.tracking import find_run
+
     cfg = params.task("hotdog")
     device = resolve_device(params.common.device)
     precision = Precision.resolve(device, params.common.precision)
     _, test_tf = classification_transforms(cfg.transforms)
-    test_set = DecodedImageFolder(root / DATA / "test", CLASSES, test_tf, cfg.data.on_corrupt)
+    test_set = _images(params, root / DATA / "test", test_tf)
     loader = make_loader(test_set, 256, train=False, num_workers=resolve_workers(params.common.num_workers, device),
                          pin_memory=use_pin_memory(device, params.common.pin_memory))
     labels = test_set.targets

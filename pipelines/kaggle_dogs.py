@@ -6,9 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
-from cvflow.data.twins.dogs import DOG_BREEDS, generate_kaggle_dogs
-from cvflow.data.sources.kaggle import fetch_competition
-from cvflow.data.sources.kaggle_reorg import reorg_kaggle
 from cvflow.params import Params
 
 COMPETITION = "dog-breed-identification"
@@ -24,6 +21,9 @@ def prepared_dir(root: Path) -> Path:
 
 
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
+    from cvflow.data.sources.kaggle import fetch_competition
+    from cvflow.data.twins.dogs import DOG_BREEDS, generate_kaggle_dogs
+
     cfg = params.task("kaggle_dogs")
     source = source or cfg.data.source
     counts = fetch_competition(
@@ -37,6 +37,8 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
 
 
 def prepare(params: Params, root: Path) -> dict:
+    from cvflow.data.sources.kaggle_reorg import reorg_kaggle
+
     cfg = params.task("kaggle_dogs")
     source = data_dir(root)
     counts = reorg_kaggle(source / "train", source / LABELS, prepared_dir(root), cfg.valid_ratio,

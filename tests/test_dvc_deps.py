@@ -27,6 +27,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "cvflow"
+PIPELINES = "cvflow.pipelines"
 
 # Reached by every stage, yet unable to change a stage's outputs. Keep this list short: a
 # module missing from a stage's deps makes DVC call stale outputs up to date.
@@ -34,6 +35,8 @@ EXEMPT = {
     "cvflow": "the package __init__: a docstring and __version__, which no output holds",
     "cvflow.console": "log lines and progress bars on stderr; writes no output file",
     "cvflow.errors": "exception classes: exit codes and messages, no output file",
+    "cvflow.tracking": "MLflow only: the store is deliberately no DVC dependency, and no DVC output holds "
+                       "anything it writes (run ids and timings stay out of them)",
     "cvflow.params": "the params schema: values reach outputs through params.yaml keys, tracked per stage "
                      "as `params:` (a default used for a key missing from params.yaml is the one blind spot)",
 }
@@ -180,6 +183,29 @@ def imports_of(node: ast.AST, package: str, namespace: dict | None = None, skip=
     return found
 
 
+def pipeline_imports(tree: ast.Module, package: str, entries: set[str], where: str = "") -> Imports:
+    """What a pipeline module imports when a command calls its functions named in ``entries``: its
+    module-level statements (functions and classes left out), then the functions and classes those
+    entries reach by name within the module, transitively. Pipeline modules import what only one
+    stage needs inside that stage's function, so `fetch hotdog` does not depend on the training code."""
+    defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    top = ast.Module(body=[n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                      ast.ClassDef))], type_ignores=[])
+    found = imports_of(top, package, where=where)
+    todo = [name for name in entries if name in defs]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        part = imports_of(defs[name], package, where=where)
+        found.modules |= part.modules
+        found.unresolved += part.unresolved
+        todo += [n.id for n in ast.walk(defs[name]) if isinstance(n, ast.Name) and n.id in defs]
+    return found
+
+
 # ----------------------------------------------------------------------------- commands
 
 
@@ -278,6 +304,10 @@ def reached_modules(callback, all_callbacks) -> Reached:
     unresolved += body.unresolved
     add([own_module])
 
+    # what the command calls on the pipeline module it imports (``pipeline.train(...)``): the entries
+    entries = {n.attr for n in ast.walk(_function_node(tree_of(own_file), callback))
+               if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
+
     while pending:
         name = pending.pop()
         if name in files:
@@ -287,8 +317,12 @@ def reached_modules(callback, all_callbacks) -> Reached:
             continue  # `from pkg import attribute`: not a module
         files[name] = relpath(path)
         package = name if is_package(name) else name.rpartition(".")[0]
-        found = imports_of(tree_of(path), package, skip=lambda fn, p=path: (p, _def_line(fn)) in commands,
-                           where=relpath(path))
+        if name.startswith(PIPELINES + ".") and name != PIPELINES:
+            # a pipeline module holds every stage of its task: only the entry this command calls runs
+            found = pipeline_imports(tree_of(path), package, entries, where=relpath(path))
+        else:
+            found = imports_of(tree_of(path), package, skip=lambda fn, p=path: (p, _def_line(fn)) in commands,
+                               where=relpath(path))
         add(found.modules)
         unresolved += found.unresolved
     return Reached(files, unresolved)
@@ -384,8 +418,8 @@ def test_analysis_follows_the_fetch_closure_and_lazy_imports(tmp_path):
     assert relpath(module_file("cvflow.pipelines.hotdog")) not in files
     assert relpath(module_file("cvflow.pipelines.photos")) not in files
     # the library module the pipeline imports, and (transitively) what that module imports lazily
-    assert relpath(module_file("cvflow.data.cifar")) in files
-    assert relpath(module_file("cvflow.data.sources")) in files  # imported inside a function of cifar.py
+    assert relpath(module_file("cvflow.data.sources.cifar")) in files
+    assert relpath(module_file("cvflow.data.twins.cifar")) in files  # imported inside fetch_cifar10
     # the command layer and exempt infrastructure are reached but not required
     required = set(required_files(reached).values())
     assert relpath(module_file("cvflow.stages.fetch")) in files
@@ -396,7 +430,7 @@ def test_analysis_follows_the_fetch_closure_and_lazy_imports(tmp_path):
 
 def test_incomplete_deps_are_reported_by_file(tmp_path):
     photos = relpath(module_file("cvflow.pipelines.photos"))
-    library = relpath(module_file("cvflow.data.photos"))
+    library = relpath(module_file("cvflow.data.sources.photos"))
     dvc_yaml = _write_dvc_yaml(tmp_path, {"fetch-photos": {"cmd": "cvflow fetch photos", "deps": [photos]}})
     report = check_dvc_yaml(dvc_yaml)
     assert not report.dead and not report.problems

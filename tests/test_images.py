@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from cvflow.data.readers.images import DecodedImageFolder, classification_transforms
-from cvflow.data.sources.hotdog import CLASSES
+from cvflow.data.readers.hotdog import CLASSES
 from cvflow.data.twins.hotdog import generate_hotdog
 from cvflow.errors import DataError
 from cvflow.params import HotdogDemo, ImageTransforms

@@ -224,3 +224,16 @@ def test_one_sgd_step_matches_the_books_train_batch(tmp_path, reduction):
     for a, b in zip(reference.parameters(), ours.parameters()):
         assert torch.allclose(a, b, atol=1e-7), reduction
     assert not torch.allclose(before, ours[1].weight)  # a real step was taken
+
+
+def test_model_files_are_byte_identical_wherever_they_are_written(tmp_path):
+    """A model file is a DVC output: the same weights give the same bytes (torch.save would name the
+    zip's inner folder after the temporary file otherwise)."""
+    from cvflow.models.files import save_model
+    from cvflow.models.resnet import build_resnet18
+
+    torch.manual_seed(0)
+    model = build_resnet18(2)
+    first = save_model(tmp_path / "a" / "m.pt", model, "resnet18", {"num_classes": 2}, ["x", "y"], {"epochs": 1})
+    second = save_model(tmp_path / "b" / "other.pt", model, "resnet18", {"num_classes": 2}, ["x", "y"], {"epochs": 1})
+    assert first.read_bytes() == second.read_bytes()

@@ -7,7 +7,7 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from cvflow.tracking import ENV_URI, Tracker, flatten, reopen, tracking_uri
+from cvflow.tracking import ENV_URI, Tracker, find_run, flatten, tracking_uri
 
 
 def test_default_store_is_inside_the_project(tmp_path, monkeypatch):
@@ -77,14 +77,29 @@ def test_deleted_run_starts_a_new_one(tmp_path, mlflow_uri):
     assert Tracker(tmp_path, "hotdog", "x").start(old) != old
 
 
-def test_reopen(tmp_path, mlflow_uri):
+def test_find_run_by_model_hash_and_one_evaluation_per_model(tmp_path, mlflow_uri):
     tracker = Tracker(tmp_path, "hotdog", "x")
-    run_id = tracker.start()
+    run_id = tracker.start(tags={"model_sha1": "abc"})
     tracker.end()
-    again = reopen(tmp_path, run_id)
-    again.log_metrics({"eval_acc": 0.9})
-    assert MlflowClient(mlflow_uri).get_run(run_id).data.metrics["eval_acc"] == pytest.approx(0.9)
-    assert reopen(tmp_path, "0" * 32) is None
+    assert find_run(tmp_path, "hotdog", "def") is None and find_run(tmp_path, "nope", "abc") is None
+    found = find_run(tmp_path, "hotdog", "abc")
+    assert found.run_id == run_id
+    assert found.log_evaluation({"acc": 0.9}, step=3) == {"eval_acc": 0.9}
+    assert found.log_evaluation({"acc": 0.9}, step=3) == {}  # a rerun of evaluate: nothing new
+    assert found.log_evaluation({"acc": 0.8}, step=3) == {"eval_acc": 0.8}  # new evaluation code: a new value
+    history = MlflowClient(mlflow_uri).get_metric_history(run_id, "eval_acc")
+    assert [(m.step, round(m.value, 3)) for m in history] == [(3, 0.9), (3, 0.8)]
+
+
+def test_resumed_run_updates_its_tags(tmp_path, mlflow_uri):
+    first = Tracker(tmp_path, "hotdog", "x")
+    run_id = first.start(tags={"device": "cpu", "world_size": "1"})
+    first.end("KILLED")
+    again = Tracker(tmp_path, "hotdog", "x")
+    assert again.start(run_id, tags={"device": "cuda:0", "world_size": "2"}) == run_id
+    run = MlflowClient(mlflow_uri).get_run(run_id)
+    assert run.info.status == "RUNNING"
+    assert (run.data.tags["device"], run.data.tags["world_size"]) == ("cuda:0", "2")
 
 
 def test_default_store_artifacts_stay_in_the_project(tmp_path, monkeypatch):

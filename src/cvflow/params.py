@@ -51,6 +51,11 @@ class Common(Strict):
         "compete with training for the same cores)"
     )
     pin_memory: Literal["auto", "on", "off"] = Field("auto", description="auto: on for CUDA")
+    image_cache: Literal["decoded", "none"] = Field(
+        "decoded", description="image folders: decoded (full-size uint8 kept in memory, up to image_cache_mb; the "
+        "rest decoded per sample) | none (every sample decoded in the loader, bounded memory: use num_workers >= 2)"
+    )
+    image_cache_mb: int = Field(1024, ge=0, le=1_048_576, description="the decoded cache's cap, MiB (0: no cache)")
     hub_url: str = Field(
         "http://d2l-data.s3-accelerate.amazonaws.com/",
         description="base URL of the d2l data hub; the environment variable CVFLOW_HUB_URL overrides it",

@@ -276,19 +276,3 @@ def find_run(project_dir: Path, experiment: str, model_sha1: str) -> "Tracker | 
     tracker = Tracker(project_dir, experiment, runs[0].info.run_name)
     tracker.run_id = runs[0].info.run_id
     return tracker
-
-
-def reopen(project_dir: Path, run_id: str) -> Tracker | None:
-    """A tracker on an existing run (e.g. to add evaluation artifacts); None if the run is gone."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri(project_dir))
-    try:
-        run = client.get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        return None
-    experiment = client.get_experiment(run.info.experiment_id)
-    tracker = Tracker(project_dir, experiment.name, run.info.run_name)
-    tracker.run_id = run_id
-    return tracker

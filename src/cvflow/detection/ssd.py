@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from cvflow.detection.boxes import multibox_prior
-from cvflow.engine.trainer import reduce_loss
+from cvflow.losses import reduce_loss
 
 __all__ = [
     "SIZES",

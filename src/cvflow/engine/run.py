@@ -42,7 +42,6 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from cvflow.console import info
 from cvflow.engine.checkpoint import fingerprint
 from cvflow.engine.optim import build_optimizer, build_scheduler
 from cvflow.engine.runtime import (

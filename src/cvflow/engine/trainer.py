@@ -31,6 +31,7 @@ from cvflow.engine.checkpoint import load_checkpoint, save_checkpoint
 from cvflow.engine.optim import steps_per_batch
 from cvflow.engine.runtime import DistInfo, Precision, all_reduce_sum, barrier, rng_state, set_rng_state
 from cvflow.errors import TrainingError
+from cvflow.losses import reduce_loss
 
 CHECKPOINT_FORMAT = 1
 
@@ -55,17 +56,6 @@ class Task(Protocol):
 
     def summarize(self, sums: dict[str, float], split: str) -> dict[str, float]:
         """Turn epoch sums into metrics, e.g. ``{'train_loss': ..., 'train_acc': ...}``."""
-
-
-def reduce_loss(losses: torch.Tensor, reduction: str) -> torch.Tensor:
-    """The loss a batch back-propagates: ``mean`` of the per-example losses, or their ``sum``
-    (the book's ``train_batch_ch13`` does ``l.sum().backward()``, so its learning rates for
-    13.1, 13.2, 13.11, 13.13 and 13.14 assume a summed loss; TinySSD in 13.7 uses the mean)."""
-    if reduction == "sum":
-        return losses.sum()
-    if reduction == "mean":
-        return losses.mean()
-    raise ValueError(f"loss reduction must be 'mean' or 'sum', got {reduction!r}")
 
 
 @dataclass
@@ -294,6 +284,11 @@ class Trainer:
     def evaluate(self, loader: DataLoader) -> dict[str, float]:
         """Sums over ``loader`` (each process its shard), reduced over processes."""
         self.model.eval()
+        if self.dist_info.distributed:
+            # DDP syncs buffers at the start of each training forward, so the last one leaves every rank
+            # with its own BatchNorm statistics: evaluate rank 0's, the ones the saved model holds
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer, src=0)
         sums: dict[str, torch.Tensor] = {}
         for batch in loader:
             batch = move_to(batch, self.device, self.channels_last)

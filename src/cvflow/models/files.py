@@ -15,7 +15,6 @@ and timings live in MLflow, which finds a model's run by the file's hash
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -27,20 +26,27 @@ from cvflow.fileio import atomic_path
 
 MODEL_FORMAT = 1
 
-#: ``arch`` name -> ``"module:callable"`` building the network from ``arch_kwargs`` (imported on use).
-ARCHITECTURES: dict[str, str] = {
-    "resnet18": "cvflow.models.resnet:build_resnet18",
-    "tinyssd": "cvflow.detection.ssd:TinySSD",
-}
+def _resnet18(**kwargs: Any) -> nn.Module:
+    from cvflow.models.resnet import build_resnet18
+
+    return build_resnet18(**kwargs)
+
+
+def _tinyssd(**kwargs: Any) -> nn.Module:
+    from cvflow.detection.ssd import TinySSD
+
+    return TinySSD(**kwargs)
+
+
+#: ``arch`` name -> what builds the network from ``arch_kwargs`` (its module imported on use).
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"resnet18": _resnet18, "tinyssd": _tinyssd}
 
 
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
     """The network named ``arch`` (a key of :data:`ARCHITECTURES`) built with ``kwargs``."""
     if arch not in ARCHITECTURES:
         raise UserError(f"unknown architecture {arch!r}: known ones are {', '.join(sorted(ARCHITECTURES))}")
-    module, _, name = ARCHITECTURES[arch].partition(":")
-    factory: Callable[..., nn.Module] = getattr(importlib.import_module(module), name)
-    return factory(**kwargs)
+    return ARCHITECTURES[arch](**kwargs)
 
 
 def save_model(path: Path, model: nn.Module, arch: str, arch_kwargs: dict[str, Any], classes: Sequence[str],
@@ -49,9 +55,11 @@ def save_model(path: Path, model: nn.Module, arch: str, arch_kwargs: dict[str, A
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
+    # written through a file object: torch.save names the zip's inner folder after a path it is given,
+    # and the temporary file's random name would make every save differ ("archive/" instead)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         torch.save({"format": MODEL_FORMAT, "arch": arch, "arch_kwargs": dict(arch_kwargs), "classes": list(classes),
-                    "state_dict": state, "meta": meta or {}}, tmp)
+                    "state_dict": state, "meta": meta or {}}, handle)
     return Path(path)
 
 

@@ -11,7 +11,6 @@ one-line :class:`~cvflow.errors.DownloadError`.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -25,6 +24,7 @@ import urllib3.exceptions
 
 from cvflow.console import info, progress
 from cvflow.errors import DownloadError
+from cvflow.fileio import sha1sum  # noqa: F401 - re-exported: the download API names it
 
 __all__ = ["WAYS_OUT", "download", "sha1sum"]
 
@@ -56,15 +56,6 @@ class _Transient(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-def sha1sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-1 of a file, read in ``chunk_size`` blocks."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _one_line(text: str) -> str:

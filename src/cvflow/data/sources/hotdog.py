@@ -13,11 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
+from cvflow.data.readers.hotdog import CLASSES, SPLITS
 from cvflow.data.sources.materialize import fetch_dataset, find_root
 from cvflow.errors import DataError
 
-CLASSES = ("hotdog", "not-hotdog")
-SPLITS = ("train", "test")
+__all__ = ["CLASSES", "SPLITS", "check_layout", "fetch_hotdog", "is_root"]
 
 
 def is_root(folder: Path) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from cvflow.console import progress
-from cvflow.data.sources.hotdog import CLASSES
+from cvflow.data.readers.hotdog import CLASSES
 from cvflow.data.twins.food import FOOD_CLASSES, render_food
 
 __all__ = ["generate_hotdog"]
