@@ -122,7 +122,15 @@ def test_nan_ends_the_run_failed_and_keeps_nothing_running(tmp_path, mlflow_uri,
     assert not RunPaths(tmp_path, "unit", "tiny").model.exists()
 
 
-def test_interrupt_is_killed_and_resume_finishes_the_same_run(tmp_path, mlflow_uri, data_dir):
+def _stop_after(monkeypatch, interrupt):
+    """Make every Trainer.fit call ``interrupt(trainer, fit)`` (which runs the real fit as it likes)."""
+    import cvflow.engine.run as run_module
+
+    original = run_module.Trainer.fit
+    monkeypatch.setattr(run_module.Trainer, "fit", lambda self, *args, **kwargs: interrupt(self, original, *args, **kwargs))
+
+
+def test_interrupt_is_killed_and_resume_finishes_the_same_run(tmp_path, mlflow_uri, data_dir, monkeypatch):
     from cvflow.models.resnet import build_resnet18
 
     train_set = _Images()
@@ -132,19 +140,10 @@ def test_interrupt_is_killed_and_resume_finishes_the_same_run(tmp_path, mlflow_u
             train_set.trap = KeyboardInterrupt()
 
     spec = _spec(tmp_path, data_dir, train_set, lambda: build_resnet18(2))
-    import cvflow.engine.run as run_module
-
-    original = run_module.Trainer.fit
-
-    def fit(self, train_loader, eval_loader=None, callbacks=(), extra=None):
-        return original(self, train_loader, eval_loader, [*callbacks, StopInEpoch2()], extra)
-
-    run_module.Trainer.fit = fit
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train_run(spec, _params())
-    finally:
-        run_module.Trainer.fit = original
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        _stop_after(patch, lambda self, fit, loader, evaluation, callbacks=(), extra=None:
+                    fit(self, loader, evaluation, [*callbacks, StopInEpoch2()], extra))
+        train_run(spec, _params())
     client, runs = _runs(mlflow_uri)
     assert [r.info.status for r in runs] == ["KILLED"]
     assert RunPaths(tmp_path, "unit", "tiny").checkpoint.exists()
@@ -155,26 +154,20 @@ def test_interrupt_is_killed_and_resume_finishes_the_same_run(tmp_path, mlflow_u
     assert [m.step for m in client.get_metric_history(result.run_id, "train_loss")] == [1, 2]
 
 
-def test_a_checkpoint_of_other_data_is_not_resumed(tmp_path, mlflow_uri, data_dir, capsys):
+def test_a_checkpoint_of_other_data_is_not_resumed(tmp_path, mlflow_uri, data_dir, capsys, monkeypatch):
     from cvflow.models.resnet import build_resnet18
 
     spec2 = _spec(tmp_path, data_dir, _Images(), lambda: build_resnet18(2), epochs=2)
     checkpoint = RunPaths(tmp_path, "unit", "tiny").checkpoint
-    import cvflow.engine.run as run_module
 
-    original = run_module.Trainer.fit
-
-    def fit_one_epoch_then_stop(self, train_loader, eval_loader=None, callbacks=(), extra=None):
+    def one_epoch_then_stop(self, fit, *args, **kwargs):
         self.epochs = 1
-        original(self, train_loader, eval_loader, callbacks, extra)
+        fit(self, *args, **kwargs)
         raise KeyboardInterrupt  # epoch 1's checkpoint is on disk
 
-    run_module.Trainer.fit = fit_one_epoch_then_stop
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train_run(spec2, _params())
-    finally:
-        run_module.Trainer.fit = original
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        _stop_after(patch, one_epoch_then_stop)
+        train_run(spec2, _params())
     assert checkpoint.exists()
     (data_dir / "a.txt").write_text("12345")  # the data changed: its identity (file sizes) too
     capsys.readouterr()
