@@ -4,7 +4,9 @@ For each stage the test finds the Typer command its ``cmd`` names, then follows 
 statically (AST, no module is imported): the callback's own body (closure values resolve
 ``importlib.import_module(f"cvflow.pipelines.{module}")``), the module-level code of every
 reached module, and every ``import`` inside its functions too (lazily imported code still
-runs) - except the bodies of the OTHER stage commands, which this stage never runs. Each
+runs) - except the bodies of the OTHER stage commands, which this stage never runs. A pipeline
+module (``cvflow.pipelines.*``) holds every stage of its task, so there only the functions the
+command calls (``pipeline.train(...)``), what they reach by name, and module-level code count. Each
 reached cvflow module must be covered by a dep: its file, or a folder above it. Nothing here
 names a module of the library, so the test keeps working when modules move.
 """
