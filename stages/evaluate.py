@@ -36,3 +36,30 @@ def bananas(
 
     params, root = load(params_file, overrides)
     pipeline.evaluate(params, root)
+
+
+@app.command("cifar10")
+def cifar10(
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N | mps"),
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """metrics/cifar10-augmentation.json: test accuracy with and without augmentation, and the difference."""
+    from cvflow.pipelines import cifar10_augmentation as pipeline
+
+    params, root = load(params_file, overrides, **{"common.device": device})
+    pipeline.evaluate(params, root)
+
+
+@app.command("kaggle-cifar10")
+def kaggle_cifar10(
+    labels: Optional[Path] = typer.Option(None, help="id,label CSV of the test images: also score the submission"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N | mps"),
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """metrics/kaggle-cifar10.json: valid accuracy (and per class); with --labels the submission's test accuracy."""
+    from cvflow.pipelines import kaggle_cifar10 as pipeline
+
+    params, root = load(params_file, overrides, **{"common.device": device})
+    pipeline.evaluate(params, root, labels=labels)

@@ -22,3 +22,16 @@ def bananas(
 
     params, root = load(params_file, overrides)
     pipeline.predict(params, root)
+
+
+@app.command("kaggle-cifar10")
+def kaggle_cifar10(
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N | mps"),
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """data/submissions/kaggle-cifar10.csv: every test image through the train_valid model, checked, id,label."""
+    from cvflow.pipelines import kaggle_cifar10 as pipeline
+
+    params, root = load(params_file, overrides, **{"common.device": device})
+    pipeline.predict(params, root)

@@ -58,3 +58,55 @@ def bananas(
         "common.device": device,
     })
     pipeline.train(params, root)
+
+
+class CifarVariant(str, Enum):
+    augment = "augment"
+    no_augment = "no-augment"
+
+
+@app.command("cifar10")
+def cifar10(
+    variant: CifarVariant = typer.Option(..., help="augment: the book's train_augs (flip; the demo adds a padded "
+                                                    "crop); no-augment: the same run without them"),
+    epochs: Optional[int] = typer.Option(None, help="override the recipe's epochs"),
+    lr: Optional[float] = typer.Option(None, help="override the recipe's learning rate"),
+    batch_size: Optional[int] = typer.Option(None, help="override the recipe's (global) batch size"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N | mps"),
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """The CIFAR ResNet-18 with and without image augmentation (book 13.1)."""
+    from cvflow.pipelines import cifar10_augmentation as pipeline
+
+    params, root = load(params_file, overrides, **{
+        "cifar10.recipe.epochs": epochs, "cifar10.recipe.optim.lr": lr, "cifar10.recipe.batch_size": batch_size,
+        "common.device": device,
+    })
+    pipeline.train(params, root, variant.value)
+
+
+class KaggleVariant(str, Enum):
+    train = "train"
+    train_valid = "train_valid"
+
+
+@app.command("kaggle-cifar10")
+def kaggle_cifar10(
+    variant: KaggleVariant = typer.Option(..., help="train: on train, valid for model selection; train_valid: "
+                                                     "the same recipe on all labelled images (the final model)"),
+    epochs: Optional[int] = typer.Option(None, help="override the recipe's epochs"),
+    lr: Optional[float] = typer.Option(None, help="override the recipe's learning rate"),
+    batch_size: Optional[int] = typer.Option(None, help="override the recipe's (global) batch size"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N | mps"),
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """The CIFAR ResNet-18 on Kaggle's CIFAR-10 (book 13.13)."""
+    from cvflow.pipelines import kaggle_cifar10 as pipeline
+
+    params, root = load(params_file, overrides, **{
+        "kaggle_cifar10.recipe.epochs": epochs, "kaggle_cifar10.recipe.optim.lr": lr,
+        "kaggle_cifar10.recipe.batch_size": batch_size, "common.device": device,
+    })
+    pipeline.train(params, root, variant.value)

@@ -286,9 +286,46 @@ class BananasProfile(Strict):
     grid_images: int = Field(8, ge=1, le=64, description="validation images drawn with their predicted boxes")
 
 
+class CifarNet(Strict):
+    """The book's CIFAR ResNet-18 (``d2l.resnet18(10, 3)``)."""
+
+    width: int = Field(64, ge=4, le=512, description="channels of the first stage, doubled per stage (the book: 64)")
+
+
+class CifarAugment(Strict):
+    """The train transforms of the ``augment`` run (13.1); the ``no-augment`` run uses none of them."""
+
+    hflip: bool = Field(True, description="RandomHorizontalFlip (the book's 13.1 train_augs)")
+    crop_padding: int = Field(0, ge=0, le=16, description="RandomCrop(32, padding=N) as well; 0: none (the book)")
+
+
 class CifarProfile(Strict):
+    """13.1 image augmentation: CIFAR-10, the book's ResNet-18 trained with and without augmentation."""
+
     data: CifarData
     demo: TwinSize
+    train_images: Union[int, None] = Field(None, ge=10, description="the first N training images; null: all")
+    net: CifarNet
+    augment: CifarAugment
+    recipe: Recipe
+
+
+class KaggleCifarTransforms(Strict):
+    """The book's 13.13 transforms: Resize, a square RandomResizedCrop, flip, CIFAR-10 normalisation."""
+
+    resize: int = Field(40, ge=8, le=1024, description="Resize(r) before the crop (the book: 40)")
+    crop: int = Field(32, ge=8, le=1024, description="RandomResizedCrop size (the book: 32)")
+    crop_scale: tuple[float, float] = Field((0.64, 1.0), description="its area range (the book: 0.64-1, ratio 1)")
+    hflip: bool = True
+    mean: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
+    std: tuple[float, float, float] = (0.2023, 0.1994, 0.2010)
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _scale(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1] <= 1:
+            raise ValueError("must be two numbers with 0 < low <= high <= 1")
+        return value
 
 
 class PhotosProfile(Strict):
@@ -303,6 +340,14 @@ class KaggleProfile(Strict):
     reorg: Literal["link", "manifest"] = Field(
         "link", description="link: the book's folders as hard links; manifest: CSV lists, no per-file work"
     )
+
+
+class KaggleCifarProfile(KaggleProfile):
+    """13.13: train on train (valid for selection), retrain on train_valid, predict test."""
+
+    net: CifarNet
+    transforms: KaggleCifarTransforms
+    recipe: Recipe
 
 
 class KaggleDogsProfile(KaggleProfile):
@@ -320,7 +365,7 @@ DatasetProfiles = _profiles(DatasetProfile)
 BananasProfiles = _profiles(BananasProfile)
 CifarProfiles = _profiles(CifarProfile)
 PhotosProfiles = _profiles(PhotosProfile)
-KaggleProfiles = _profiles(KaggleProfile)
+KaggleCifarProfiles = _profiles(KaggleCifarProfile)
 KaggleDogsProfiles = _profiles(KaggleDogsProfile)
 
 
@@ -337,7 +382,7 @@ class Params(Strict):
     bananas: BananasProfiles
     voc: DatasetProfiles
     cifar10: CifarProfiles
-    kaggle_cifar10: KaggleProfiles
+    kaggle_cifar10: KaggleCifarProfiles
     kaggle_dogs: KaggleDogsProfiles
 
     def task(self, name: str) -> Any:
