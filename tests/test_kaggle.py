@@ -18,7 +18,7 @@ import requests
 from cvflow.data import submissions
 from cvflow.data.readers.kaggle import read_csv_labels, read_manifest
 from cvflow.data.sources import kaggle, kaggle_reorg
-from cvflow.data.sources.kaggle import KaggleCredentials, kaggle_credentials, kaggle_download
+from cvflow.data.sources.kaggle import KaggleCredentials, kaggle_credentials, kaggle_download, kaggle_submit
 from cvflow.data.sources.kaggle_reorg import REORG_MARKER, reorg_kaggle
 from cvflow.data.submissions import write_cifar10_submission, write_dog_submission
 from cvflow.data.twins.cifar import generate_kaggle_cifar10
@@ -414,6 +414,74 @@ def test_download_refuses_a_foreign_folder_and_bad_names(creds, tmp_path):
         kaggle_download("../etc", tmp_path / "x", client_factory=lambda c: FakeKaggle())
 
 
+# ============================================================================== submit
+
+
+class FakeSubmitter:
+    """Stands in for KaggleApi.competition_submit: records the call, answers or raises."""
+
+    def __init__(self, error: BaseException | None = None, answer: str = "Successfully submitted to CIFAR-10"):
+        self.error, self.answer, self.calls = error, answer, []
+
+    def competition_submit(self, file_name, message, competition, quiet=False):
+        self.calls.append((file_name, message, competition, Path(file_name).read_bytes()))
+        if self.error is not None:
+            raise self.error
+        return type("Response", (), {"message": self.answer})()
+
+
+def test_submit_sends_the_file_with_its_message(creds, tmp_path):
+    file = tmp_path / "kaggle-cifar10.csv"
+    file.write_bytes(b"id,label\n1,cat\n")
+    fake, seen = FakeSubmitter(), []
+    result = kaggle_submit("cifar-10", file, "commit abc\nrun 123",
+                           client_factory=lambda c: seen.append(c) or fake)
+    assert fake.calls == [(str(file), "commit abc run 123", "cifar-10", b"id,label\n1,cat\n")]
+    assert seen[0].source == str(creds)
+    assert result == {"competition": "cifar-10", "file": str(file), "message": "commit abc run 123",
+                      "response": "Successfully submitted to CIFAR-10"}
+
+
+def test_submit_refuses_missing_or_empty_files_before_any_client(creds, tmp_path):
+    never = lambda c: pytest.fail("client created for a file that cannot be sent")  # noqa: E731
+    with pytest.raises(DataError, match="no such submission file"):
+        kaggle_submit("cifar-10", tmp_path / "missing.csv", "m", client_factory=never)
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(DataError, match="empty"):
+        kaggle_submit("cifar-10", tmp_path / "empty.csv", "m", client_factory=never)
+    with pytest.raises(DataError, match="invalid Kaggle competition name"):
+        kaggle_submit("../x", tmp_path / "empty.csv", "m", client_factory=never)
+
+
+def test_submit_without_credentials_is_one_line(no_credentials, tmp_path):
+    file = tmp_path / "s.csv"
+    file.write_text("id,label\n1,cat\n")
+    with pytest.raises(DataError) as err:
+        kaggle_submit("cifar-10", file, "m", client_factory=lambda c: pytest.fail("client without credentials"))
+    assert "kaggle.json" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("status, expected", [
+    (403, "Kaggle refused to let you submit to the 'cifar-10' competition (HTTP 403 Forbidden): accept its rules "
+          "at https://www.kaggle.com/c/cifar-10/rules"),
+    (401, "https://www.kaggle.com/settings"),
+])
+def test_submit_http_errors_are_the_download_lines(creds, tmp_path, status, expected):
+    file = tmp_path / "s.csv"
+    file.write_text("id,label\n1,cat\n")
+    with pytest.raises(DataError) as err:
+        kaggle_submit("cifar-10", file, "m", client_factory=lambda c: FakeSubmitter(error=_http_error(status)))
+    _assert_clean(str(err.value))
+    assert expected in str(err.value)
+
+
+def test_submit_reports_a_failed_upload(creds, tmp_path):
+    file = tmp_path / "s.csv"
+    file.write_text("id,label\n1,cat\n")
+    with pytest.raises(DataError, match="did not take the submission"):
+        kaggle_submit("cifar-10", file, "m", client_factory=lambda c: FakeSubmitter(answer="Could not submit to competition"))
+
+
 # ============================================================================ submissions
 
 
@@ -499,6 +567,8 @@ def test_the_default_client_is_the_kaggle_packages_api(creds):
         params = inspect.signature(getattr(api, method)).parameters
         assert {"competition", "path", "force", "quiet"} <= set(params)
     assert "file_name" in inspect.signature(api.competition_download_file).parameters
+    submit = list(inspect.signature(api.competition_submit).parameters)
+    assert submit[:3] == ["file_name", "message", "competition"] and "quiet" in submit
 
 
 def _tree_bytes(folder: Path) -> dict[str, bytes]:
