@@ -389,8 +389,8 @@ def kaggle_submit(competition: str, file: str | os.PathLike, message: str, *,
         raise DataError("a Kaggle submission needs a message (e.g. the git commit and MLflow run id)")
     message = _one_line(message)
     credentials, client = _connect(client_factory)
-    info(f"Kaggle {competition}: submitting {path} ({path.stat().st_size} bytes; credentials from "
-         f"{credentials.source})")
+    info(f"Kaggle {competition}: submitting {path} ({path.stat().st_size} bytes) with message {message!r} "
+         f"(credentials from {credentials.source})")
     with _client_errors(competition, credentials, "submit to"):
         response = client.competition_submit(str(path), message, competition, quiet=not is_interactive())
     said = credentials.scrub(_one_line(getattr(response, "message", None) or ""))
