@@ -13,7 +13,7 @@ import typer
 
 from cvflow import __version__
 from cvflow.errors import UserError
-from cvflow.stages import evaluate, fetch, figures, predict, prepare, pretrain, train
+from cvflow.stages import evaluate, fetch, figures, predict, prepare, pretrain, submit, train
 
 app = typer.Typer(
     name="cvflow",
@@ -30,6 +30,7 @@ app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(predict.app, name="predict")
 app.add_typer(figures.app, name="figures")
+app.add_typer(submit.app, name="submit")
 
 
 def _version(value: bool) -> None:

@@ -18,9 +18,9 @@ import requests
 from cvflow.data import submissions
 from cvflow.data.readers.kaggle import read_csv_labels, read_manifest
 from cvflow.data.sources import kaggle, kaggle_reorg
-from cvflow.data.sources.kaggle import KaggleCredentials, kaggle_credentials, kaggle_download
+from cvflow.data.sources.kaggle import KaggleCredentials, kaggle_credentials, kaggle_download, kaggle_submit
 from cvflow.data.sources.kaggle_reorg import REORG_MARKER, reorg_kaggle
-from cvflow.data.submissions import write_cifar10_submission, write_dog_submission
+from cvflow.data.submissions import score_submission, write_cifar10_submission, write_dog_submission
 from cvflow.data.twins.cifar import generate_kaggle_cifar10
 from cvflow.errors import DataError
 from conftest import shared
@@ -414,6 +414,74 @@ def test_download_refuses_a_foreign_folder_and_bad_names(creds, tmp_path):
         kaggle_download("../etc", tmp_path / "x", client_factory=lambda c: FakeKaggle())
 
 
+# ============================================================================== submit
+
+
+class FakeSubmitter:
+    """Stands in for KaggleApi.competition_submit: records the call, answers or raises."""
+
+    def __init__(self, error: BaseException | None = None, answer: str = "Successfully submitted to CIFAR-10"):
+        self.error, self.answer, self.calls = error, answer, []
+
+    def competition_submit(self, file_name, message, competition, quiet=False):
+        self.calls.append((file_name, message, competition, Path(file_name).read_bytes()))
+        if self.error is not None:
+            raise self.error
+        return type("Response", (), {"message": self.answer})()
+
+
+def test_submit_sends_the_file_with_its_message(creds, tmp_path):
+    file = tmp_path / "kaggle-cifar10.csv"
+    file.write_bytes(b"id,label\n1,cat\n")
+    fake, seen = FakeSubmitter(), []
+    result = kaggle_submit("cifar-10", file, "commit abc\nrun 123",
+                           client_factory=lambda c: seen.append(c) or fake)
+    assert fake.calls == [(str(file), "commit abc run 123", "cifar-10", b"id,label\n1,cat\n")]
+    assert seen[0].source == str(creds)
+    assert result == {"competition": "cifar-10", "file": str(file), "message": "commit abc run 123",
+                      "response": "Successfully submitted to CIFAR-10"}
+
+
+def test_submit_refuses_missing_or_empty_files_before_any_client(creds, tmp_path):
+    never = lambda c: pytest.fail("client created for a file that cannot be sent")  # noqa: E731
+    with pytest.raises(DataError, match="no such submission file"):
+        kaggle_submit("cifar-10", tmp_path / "missing.csv", "m", client_factory=never)
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(DataError, match="empty"):
+        kaggle_submit("cifar-10", tmp_path / "empty.csv", "m", client_factory=never)
+    with pytest.raises(DataError, match="invalid Kaggle competition name"):
+        kaggle_submit("../x", tmp_path / "empty.csv", "m", client_factory=never)
+
+
+def test_submit_without_credentials_is_one_line(no_credentials, tmp_path):
+    file = tmp_path / "s.csv"
+    file.write_text("id,label\n1,cat\n")
+    with pytest.raises(DataError) as err:
+        kaggle_submit("cifar-10", file, "m", client_factory=lambda c: pytest.fail("client without credentials"))
+    assert "kaggle.json" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("status, expected", [
+    (403, "Kaggle refused to let you submit to the 'cifar-10' competition (HTTP 403 Forbidden): accept its rules "
+          "at https://www.kaggle.com/c/cifar-10/rules"),
+    (401, "https://www.kaggle.com/settings"),
+])
+def test_submit_http_errors_are_the_download_lines(creds, tmp_path, status, expected):
+    file = tmp_path / "s.csv"
+    file.write_text("id,label\n1,cat\n")
+    with pytest.raises(DataError) as err:
+        kaggle_submit("cifar-10", file, "m", client_factory=lambda c: FakeSubmitter(error=_http_error(status)))
+    _assert_clean(str(err.value))
+    assert expected in str(err.value)
+
+
+def test_submit_reports_a_failed_upload(creds, tmp_path):
+    file = tmp_path / "s.csv"
+    file.write_text("id,label\n1,cat\n")
+    with pytest.raises(DataError, match="did not take the submission"):
+        kaggle_submit("cifar-10", file, "m", client_factory=lambda c: FakeSubmitter(answer="Could not submit to competition"))
+
+
 # ============================================================================ submissions
 
 
@@ -435,6 +503,91 @@ def test_cifar10_submission_rejects_bad_input(tmp_path):
     with pytest.raises(DataError, match="class names"):
         write_cifar10_submission([1], [3], tmp_path / "s.csv")
     assert not (tmp_path / "s.csv").exists()
+
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def test_cifar10_submission_checked_against_classes_test_ids_and_sample(tmp_path):
+    sample = tmp_path / "sampleSubmission.csv"
+    sample.write_text("id,label\n" + "".join(f"{i},cat\n" for i in range(1, 4)))
+    path = write_cifar10_submission(["3", "1", "2"], ["dog", "cat", "ship"], tmp_path / "s.csv", classes=CLASSES,
+                                    expected_ids=[1, 2, 3], sample_submission=sample)
+    assert path.read_bytes() == b"id,label\n1,cat\n2,ship\n3,dog\n"
+
+
+@pytest.mark.parametrize("ids, labels, kwargs, expected", [
+    ([1, 2], ["cat", "kitten"], {"classes": CLASSES}, "1 label(s) are not classes"),
+    ([1, 2], ["cat", "dog"], {"expected_ids": range(1, 13)},
+     "10 test id(s) have no prediction, e.g. [3, 4, 5, ...]"),
+    ([1, 2, 99], ["cat", "dog", "cat"], {"expected_ids": [1, 2]}, "1 predicted id(s) are not test images, e.g. [99]"),
+    ([1, 2], ["cat", "dog"], {"sample": "id,label\n1,cat\n2,cat\n3,cat\n"}, "2 rows but sampleSubmission.csv has 3"),
+    ([1, 2], ["cat", "dog"], {"sample": "id,class\n1,cat\n2,cat\n"}, "header 'id,class', expected 'id,label'"),
+    ([1, 2], ["cat", "dog"], {"sample": "id,label\n1,cat\n7,cat\n"}, "1 of its ids have no prediction, e.g. [7]"),
+    ([1, 2], ["cat", "dog"], {"sample": None}, "no such sample submission"),
+    ([1, 2, 1], ["cat", "dog", "cat"], {}, "1 duplicate id(s), e.g. [1]"),
+])
+def test_cifar10_submission_refusals_are_one_line_and_write_nothing(tmp_path, ids, labels, kwargs, expected):
+    target = tmp_path / "out" / "kaggle-cifar10.csv"
+    target.parent.mkdir()
+    if "sample" in kwargs:
+        sample = tmp_path / "sampleSubmission.csv"
+        text = kwargs.pop("sample")
+        if text is not None:
+            sample.write_text(text)
+        kwargs["sample_submission"] = sample
+    with pytest.raises(DataError) as err:
+        write_cifar10_submission(ids, labels, target, **kwargs)
+    message = str(err.value)
+    assert expected in message and str(target) in message and "\n" not in message
+    assert list(target.parent.iterdir()) == []  # nothing written, no temp file left
+
+
+def test_a_refused_submission_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "s.csv"
+    write_cifar10_submission([1], ["cat"], target)
+    with pytest.raises(DataError):
+        write_cifar10_submission([1], ["kitten"], target, classes=CLASSES)
+    assert target.read_bytes() == b"id,label\n1,cat\n"
+
+
+def test_score_submission_scores_only_the_submitted_ids(tmp_path):
+    labels = tmp_path / "testLabels.csv"
+    labels.write_text("id,label\n1,cat\n2,dog\n3,cat\n4,ship\n5,dog\n")
+    sub = write_cifar10_submission([1, 2, 3, 5], ["cat", "cat", "dog", "dog"], tmp_path / "s.csv")
+    assert score_submission(sub, labels, CLASSES) == {
+        "accuracy": 0.5, "scored": 4, "per_class": {"cat": 0.5, "dog": 0.5}}
+    assert list(score_submission(sub, labels)["per_class"]) == ["cat", "dog"]
+
+
+def test_score_submission_refusals(tmp_path):
+    labels = tmp_path / "testLabels.csv"
+    labels.write_text("id,label\n1,cat\n2,dog\n")
+    sub = write_cifar10_submission([1, 2, 3, 4], ["cat"] * 4, tmp_path / "s.csv")
+    with pytest.raises(DataError, match=r"2 submission id\(s\) have no label in .*testLabels.csv, e.g. \['3', '4'\]"):
+        score_submission(sub, labels)
+    with pytest.raises(DataError, match="not classes"):
+        score_submission(write_cifar10_submission([1], ["kitten"], tmp_path / "k.csv"), labels, CLASSES)
+    (tmp_path / "bad.csv").write_text("image,label\n1,cat\n")
+    with pytest.raises(DataError, match="expected the header 'id,label'"):
+        score_submission(tmp_path / "bad.csv", labels)
+    with pytest.raises(DataError, match="no such labels file"):
+        score_submission(sub, tmp_path / "absent.csv")
+
+
+def test_score_of_all_cats_on_the_real_slice_is_the_share_of_cats(tmp_path):
+    import pandas as pd
+
+    real = shared("kaggle-cifar10-real")
+    test_ids = submissions.image_ids((real / "test").iterdir())
+    sub = write_cifar10_submission(test_ids, ["cat"] * len(test_ids), tmp_path / "all-cats.csv",
+                                   classes=CLASSES, expected_ids=test_ids)
+    truth = pd.read_csv(real / "testLabels.csv")
+    truth = truth[truth["id"].isin([int(i) for i in test_ids])]
+    score = score_submission(sub, real / "testLabels.csv", CLASSES)
+    assert score["scored"] == len(test_ids) == len(truth)
+    assert score["accuracy"] == pytest.approx((truth["label"] == "cat").mean())
+    assert score["per_class"]["cat"] == 1.0 and score["per_class"]["dog"] == 0.0
 
 
 def test_dog_submission_follows_the_sample_columns_and_rows(tmp_path):
@@ -499,6 +652,8 @@ def test_the_default_client_is_the_kaggle_packages_api(creds):
         params = inspect.signature(getattr(api, method)).parameters
         assert {"competition", "path", "force", "quiet"} <= set(params)
     assert "file_name" in inspect.signature(api.competition_download_file).parameters
+    submit = list(inspect.signature(api.competition_submit).parameters)
+    assert submit[:3] == ["file_name", "message", "competition"] and "quiet" in submit
 
 
 def _tree_bytes(folder: Path) -> dict[str, bytes]:

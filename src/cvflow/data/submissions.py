@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -15,7 +16,7 @@ from cvflow.fileio import atomic_open
 
 from cvflow.data.readers.kaggle import one_line as _one_line
 
-__all__ = ["image_ids", "write_cifar10_submission", "write_dog_submission"]
+__all__ = ["image_ids", "score_submission", "write_cifar10_submission", "write_dog_submission"]
 
 
 def image_ids(paths: Iterable[str | os.PathLike]) -> list[str]:
@@ -29,32 +30,148 @@ def _check_text(values: Iterable[str], what: str) -> None:
             raise DataError(f"invalid {what} {value!r} for a submission (need non-empty text without , \" or newlines)")
 
 
-def write_cifar10_submission(ids: Sequence[int | str], labels: Sequence[str], path: str | os.PathLike) -> Path:
+def _examples(values: Iterable[Any], n: int = 3) -> str:
+    """``[5, 9, 12]`` or ``[5, 9, 12, ...]``: a few sorted examples for an error line."""
+    values = sorted(values, key=lambda v: (not isinstance(v, int), v if isinstance(v, int) else str(v)))
+    return "[" + ", ".join(map(repr, values[:n])) + (", ..." if len(values) > n else "") + "]"
+
+
+def _numeric_ids(ids: Iterable[Any], where: str) -> list[int]:
+    out = []
+    for value in ids:
+        text = str(value).strip()
+        if not text.isdigit():
+            raise DataError(f"{where}: id {value!r} is not a number (Kaggle cifar-10 ids are 1..300000)")
+        out.append(int(text))
+    return out
+
+
+def _read_sample_submission(path: Path, target: Path) -> tuple[list[str], list[int]]:
+    """The header and the ids of a cifar-10 ``sampleSubmission.csv`` (errors name ``target`` first)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise DataError(f"{target}: cannot check it against {path}: no such sample submission") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{target}: cannot read the sample submission {path} ({_one_line(exc)})") from None
+    rows = [r for r in rows if r]
+    if not rows:
+        raise DataError(f"{target}: the sample submission {path} is empty")
+    return [c.strip() for c in rows[0]], _numeric_ids((r[0] for r in rows[1:]), f"{target} (sample {path.name})")
+
+
+def write_cifar10_submission(ids: Sequence[int | str], labels: Sequence[str], path: str | os.PathLike, *,
+                             classes: Sequence[str] | None = None, expected_ids: Iterable[int | str] | None = None,
+                             sample_submission: str | os.PathLike | None = None) -> Path:
     """Kaggle cifar-10 submission: ``id,label`` with one row per image, sorted by numeric id.
 
     ``ids`` are the test images' ids (ints or digit strings, in any order, e.g. the
-    string-sorted order of ``test/unknown``); ``labels`` the predicted class names, in the
-    same order. Written atomically.
+    string-sorted order of ``test/unknown``: take each from its own file name, never from a
+    position); ``labels`` the predicted class names, in the same order.
+
+    The file is checked before it is written, since Kaggle only says "error" after the upload:
+    ``classes`` (every label one of them), ``expected_ids`` (the ids of the test files: each
+    exactly once, no other) and ``sample_submission`` (the competition's ``sampleSubmission.csv``:
+    header ``id,label``, the same row count and ids). A wrong file is refused with a one-line
+    :class:`~cvflow.errors.DataError` naming the file and what is wrong; the write is atomic,
+    so nothing half-written (and no earlier file replaced) is left behind.
     """
+    path = Path(path)
     if len(ids) != len(labels):
-        raise DataError(f"submission: {len(ids)} ids but {len(labels)} labels")
-    try:
-        numeric = [int(str(i).strip()) for i in ids]
-    except ValueError:
-        bad = next(i for i in ids if not str(i).strip().lstrip("-").isdigit())
-        raise DataError(f"submission: id {bad!r} is not a number (Kaggle cifar-10 ids are 1..300000)") from None
-    if len(set(numeric)) != len(numeric):
-        raise DataError("submission: duplicate ids")
+        raise DataError(f"{path}: {len(ids)} ids but {len(labels)} labels")
+    numeric = _numeric_ids(ids, str(path))
+    seen: set[int] = set()
+    duplicates = {i for i in numeric if i in seen or seen.add(i)}
+    if duplicates:
+        raise DataError(f"{path}: {len(duplicates)} duplicate id(s), e.g. {_examples(duplicates)}")
     labels = list(labels)
     if any(not isinstance(v, str) for v in labels):
-        raise DataError("submission: labels must be class names (map class indices through the class list first)")
+        raise DataError(f"{path}: labels must be class names (map class indices through the class list first)")
     _check_text(labels, "label")
+    if classes is not None:
+        known = set(map(str, classes))
+        unknown = {v for v in labels if v not in known}
+        if unknown:
+            count = sum(v in unknown for v in labels)
+            raise DataError(f"{path}: {count} label(s) are not classes ({', '.join(sorted(known))}), "
+                            f"e.g. {_examples(unknown)}")
+    if expected_ids is not None:
+        expected = set(_numeric_ids(expected_ids, f"{path} (expected ids)"))
+        missing, extra = expected - seen, seen - expected
+        if missing:
+            raise DataError(f"{path}: {len(missing)} test id(s) have no prediction, e.g. {_examples(missing)}")
+        if extra:
+            raise DataError(f"{path}: {len(extra)} predicted id(s) are not test images, e.g. {_examples(extra)}")
+    if sample_submission is not None:
+        sample = Path(sample_submission)
+        header, sample_ids = _read_sample_submission(sample, path)
+        if header != ["id", "label"]:
+            raise DataError(f"{path}: {sample.name} has the header {','.join(header)!r}, expected 'id,label'")
+        if len(sample_ids) != len(numeric):
+            raise DataError(f"{path}: {len(numeric)} rows but {sample.name} has {len(sample_ids)}")
+        if set(sample_ids) != seen:
+            absent = set(sample_ids) - seen
+            raise DataError(f"{path}: the ids differ from {sample.name}'s: {len(absent)} of its ids have no "
+                            f"prediction, e.g. {_examples(absent)}")
     order = np.argsort(np.asarray(numeric, dtype=np.int64), kind="stable")
-    path = Path(path)
     with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write("id,label\n")
         handle.writelines(f"{numeric[i]},{labels[i]}\n" for i in order.tolist())
     return path
+
+
+def _read_id_label(path: Path, what: str) -> pd.DataFrame:
+    """An ``id,label`` CSV as strings (ids stripped), or a one-line DataError."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such {what}") from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: cannot read the {what} ({_one_line(exc)})") from None
+    if [str(c).strip() for c in table.columns] != ["id", "label"]:
+        raise DataError(f"{path}: expected the header 'id,label' in the {what}, found {','.join(map(str, table.columns))!r}")
+    table.columns = ["id", "label"]
+    table["id"] = table["id"].str.strip()
+    table["label"] = table["label"].str.strip()
+    duplicated = table["id"][table["id"].duplicated()]
+    if len(duplicated):
+        raise DataError(f"{path}: {len(duplicated)} duplicate id(s) in the {what}, e.g. {_examples(set(duplicated))}")
+    return table
+
+
+def score_submission(submission_csv: str | os.PathLike, labels_csv: str | os.PathLike,
+                     classes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Score an ``id,label`` submission against an ``id,label`` labels file: what Kaggle would say.
+
+    Only the submission's ids are scored, so a labels file covering more images (all of a
+    test set, while the submission covers a slice) is fine; a submission id without a label
+    is refused with one line, since a score that silently skipped it would look better than
+    it is. ``classes``: every submitted label must be one of them. Returns
+    ``{"accuracy": float, "scored": n, "per_class": {true label: accuracy}}`` (per-class keys
+    in ``classes`` order when given, else sorted).
+    """
+    submission_csv, labels_csv = Path(submission_csv), Path(labels_csv)
+    sub = _read_id_label(submission_csv, "submission")
+    truth = _read_id_label(labels_csv, "labels file")
+    if sub.empty:
+        raise DataError(f"{submission_csv}: the submission has no rows")
+    if classes is not None:
+        known = set(map(str, classes))
+        unknown = set(sub["label"]) - known
+        if unknown:
+            raise DataError(f"{submission_csv}: {int(sub['label'].isin(unknown).sum())} label(s) are not classes, "
+                            f"e.g. {_examples(unknown)}")
+    merged = sub.merge(truth, on="id", how="left", suffixes=("_pred", "_true"), indicator=True)
+    unlabelled = merged.loc[merged["_merge"] == "left_only", "id"]
+    if len(unlabelled):
+        raise DataError(f"{submission_csv}: {len(unlabelled)} submission id(s) have no label in {labels_csv}, "
+                        f"e.g. {_examples(set(unlabelled))}")
+    correct = merged["label_pred"] == merged["label_true"]
+    by_class = correct.groupby(merged["label_true"]).mean()
+    order = [c for c in map(str, classes) if c in by_class.index] if classes is not None else sorted(by_class.index)
+    return {"accuracy": float(correct.mean()), "scored": int(len(merged)),
+            "per_class": {label: float(by_class[label]) for label in order}}
 
 
 def write_dog_submission(ids: Sequence[str], probs: Any, classes: Sequence[str],

@@ -139,7 +139,7 @@ def decode_all(paths: Sequence[Path], on_corrupt: str = "skip", what: str = "") 
 class _Images(Sequence):
     """``dataset.images``: the uint8 CHW images by index, decoded on access where not cached."""
 
-    def __init__(self, dataset: "DecodedImageFolder"):
+    def __init__(self, dataset: "_ImageFiles"):
         self._dataset = dataset
 
     def __len__(self) -> int:
@@ -154,42 +154,25 @@ class _Images(Sequence):
         return (self._dataset.image(i) for i in range(len(self)))
 
 
-class DecodedImageFolder(Dataset):
-    """``root/<class>/<image>``; items are ``(transform(uint8 CHW full-size image), class index)``.
+class _ImageFiles(Dataset):
+    """What every image reader shares: a checked list of files, the cache, and decoding on access.
 
-    ``cache``: ``"none"`` (decode per item: memory bounded) or ``"decoded"`` (decode once up
-    front and keep, at most ``cache_max_bytes`` bytes of pixels; None: no cap). Attributes:
-    ``classes``, ``paths``, ``targets``, ``cache_nbytes`` (bytes held by this reader's cache),
-    :meth:`image` (uint8 CHW, for drawing grids) and ``images`` (the same, as a sequence).
+    Subclasses list their files, call :meth:`_load` (which checks or decodes them, reports
+    unreadable ones and returns the indices kept) and define ``__getitem__``.
     """
 
-    def __init__(self, root: Path, classes: Sequence[str] | None = None, transform: Callable | None = None,
-                 on_corrupt: str = "skip", *, cache: str = "decoded", cache_max_bytes: int | None = None):
+    def _setup_cache(self, cache: str, cache_max_bytes: int | None) -> None:
         if cache not in CACHE_MODES:
             raise DataError(f"unknown image cache {cache!r}: use {' or '.join(CACHE_MODES)}")
         if cache_max_bytes is not None and cache_max_bytes < 0:
             raise DataError(f"cache_max_bytes must be >= 0 or None (no cap), got {cache_max_bytes}")
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError(f"{self.root}: no such folder; run `cvflow fetch` first")
-        found = sorted(d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
-        self.classes = list(classes) if classes is not None else found
-        missing = [c for c in self.classes if c not in found]
-        if missing or not self.classes:
-            raise DataError(f"{self.root}: expected one folder per class ({', '.join(self.classes) or 'none found'}); "
-                            f"missing: {', '.join(missing) or 'all'}")
-        paths: list[Path] = []
-        labels: list[int] = []
-        for index, name in enumerate(self.classes):
-            files = list_images(self.root / name)
-            if not files:
-                raise DataError(f"{self.root / name}: no images (.jpg, .png) in this class folder")
-            paths += files
-            labels += [index] * len(files)
         self.cache = cache
         self.cache_max_bytes = cache_max_bytes
         self.decoded_now = 0  # files this reader decoded itself while building its cache (not shared hits)
-        if cache == "none":
+
+    def _load(self, paths: list[Path], on_corrupt: str, what: str) -> list[int]:
+        """Check (``cache="none"``) or decode (``"decoded"``) ``paths``; keep the readable ones."""
+        if self.cache == "none":
             with ThreadPoolExecutor(max_workers=_workers()) as pool:
                 problems = list(pool.map(_check, paths, chunksize=16))
             cached: list[torch.Tensor | None] = [None] * len(paths)
@@ -197,12 +180,11 @@ class DecodedImageFolder(Dataset):
             keep = [i for i, r in enumerate(problems) if r is None]
         else:
             cached, bad, keep = self._fill(paths)
-        _report(bad, on_corrupt, str(self.root))
+        _report(bad, on_corrupt, what)
         self.paths = [paths[i] for i in keep]
         self._cached = [cached[i] for i in keep]
-        self.targets = torch.tensor([labels[i] for i in keep], dtype=torch.long)
         self.cache_nbytes = sum(t.numel() for t in self._cached if t is not None)
-        self.transform = transform
+        return keep
 
     def _fill(self, paths: list[Path]) -> tuple[list[torch.Tensor | None], list[tuple[Path, str]], list[int]]:
         """Decode every file once (threads, in order); keep tensors while they fit under the cap."""
@@ -250,11 +232,91 @@ class DecodedImageFolder(Dataset):
         """The images as a sequence (``images[i]`` is :meth:`image`), cheap: nothing is copied."""
         return _Images(self)
 
+
+class DecodedImageFolder(_ImageFiles):
+    """``root/<class>/<image>``; items are ``(transform(uint8 CHW full-size image), class index)``.
+
+    ``cache``: ``"none"`` (decode per item: memory bounded) or ``"decoded"`` (decode once up
+    front and keep, at most ``cache_max_bytes`` bytes of pixels; None: no cap). Attributes:
+    ``classes``, ``paths``, ``targets``, ``cache_nbytes`` (bytes held by this reader's cache),
+    :meth:`image` (uint8 CHW, for drawing grids) and ``images`` (the same, as a sequence).
+    """
+
+    def __init__(self, root: Path, classes: Sequence[str] | None = None, transform: Callable | None = None,
+                 on_corrupt: str = "skip", *, cache: str = "decoded", cache_max_bytes: int | None = None):
+        self._setup_cache(cache, cache_max_bytes)
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"{self.root}: no such folder; run `cvflow fetch` first")
+        found = sorted(d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        self.classes = list(classes) if classes is not None else found
+        missing = [c for c in self.classes if c not in found]
+        if missing or not self.classes:
+            raise DataError(f"{self.root}: expected one folder per class ({', '.join(self.classes) or 'none found'}); "
+                            f"missing: {', '.join(missing) or 'all'}")
+        paths: list[Path] = []
+        labels: list[int] = []
+        for index, name in enumerate(self.classes):
+            files = list_images(self.root / name)
+            if not files:
+                raise DataError(f"{self.root / name}: no images (.jpg, .png) in this class folder")
+            paths += files
+            labels += [index] * len(files)
+        keep = self._load(paths, on_corrupt, str(self.root))
+        self.targets = torch.tensor([labels[i] for i in keep], dtype=torch.long)
+        self.transform = transform
+
     def __getitem__(self, index: int):
         image = self.image(index)
         if self.transform is not None:
             image = self.transform(image)
         return image, self.targets[index]
+
+
+def ids_from_names(paths: Sequence[Path]) -> list[int] | list[str]:
+    """Each file's id, from its own name (``17.png`` -> 17): ints when every name is a number, else the names.
+
+    Ids come from file names, never from positions, so no listing order can shift a label
+    onto another image.
+    """
+    stems = [p.stem for p in paths]
+    if stems and all(s.isdigit() for s in stems):
+        return [int(s) for s in stems]
+    return stems
+
+
+class ImageIdFolder(_ImageFiles):
+    """An unlabelled flat folder of images (Kaggle ``test/``); items are ``(transform(image), id)``.
+
+    The id is the file name without its extension; the files are ordered by id, numerically
+    when every id is a number (1, 2, ..., 10, not the string order 1, 10, 11, 2) and by name
+    otherwise. ``cache`` defaults to ``"none"``: prediction reads each image once, so decoding
+    it in the loader's workers is the one decode, and memory stays flat on 300,000 files.
+    Attributes: ``ids`` (in item order), ``paths``, ``cache_nbytes``, :meth:`image`.
+    """
+
+    def __init__(self, folder: Path, transform: Callable | None = None, on_corrupt: str = "error", *,
+                 cache: str = "none", cache_max_bytes: int | None = None):
+        self._setup_cache(cache, cache_max_bytes)
+        self.root = Path(folder)
+        if not self.root.is_dir():
+            raise DataError(f"{self.root}: no such folder; run `cvflow fetch` first")
+        paths = list_images(self.root)
+        if not paths:
+            raise DataError(f"{self.root}: no images (.jpg, .png) in this folder")
+        ids = ids_from_names(paths)
+        if len(set(ids)) != len(ids):
+            raise DataError(f"{self.root}: two files share an id (e.g. 7.png and 7.jpg); keep one per id")
+        order = sorted(range(len(paths)), key=ids.__getitem__)
+        keep = self._load([paths[i] for i in order], on_corrupt, str(self.root))
+        self.ids = [ids[order[i]] for i in keep]
+        self.transform = transform
+
+    def __getitem__(self, index: int):
+        image = self.image(index)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.ids[index]
 
 
 def classification_transforms(cfg) -> tuple[v2.Compose, v2.Compose]:

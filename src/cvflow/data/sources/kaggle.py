@@ -8,6 +8,8 @@
   a missing ``kaggle.json`` is one line saying where to put it; HTTP 401 / 403 / 404
   become one-line :class:`~cvflow.errors.DataError` s (403: accept the competition's rules).
   No message ever holds a key or token. The client is injectable (``client_factory``).
+* :func:`kaggle_submit` sends a submission file with the same credentials lookup, client
+  and one-line errors (403 there means the rules are not accepted either).
 * :func:`fetch_competition`: a competition's files at ``dest`` from any source (demo twin,
   the book's hub sample, the Kaggle API, a local folder or archive).
 
@@ -23,9 +25,10 @@ import shutil
 import stat
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 from cvflow.console import info, is_interactive
@@ -33,7 +36,7 @@ from cvflow.errors import DataError, UserError
 from cvflow.fileio import replace_dir, write_json
 
 __all__ = ["DOWNLOAD_MARKER", "KaggleCredentials", "fetch_competition", "kaggle_config_dir", "kaggle_credentials",
-           "kaggle_download"]
+           "kaggle_download", "kaggle_submit"]
 DOWNLOAD_MARKER = ".cvflow-kaggle.json"
 _ARCHIVE_RE = re.compile(r"\.(zip|7z|tar|tar\.gz|tgz|tar\.bz2|tbz2?|tar\.xz|txz)$", re.IGNORECASE)
 _COMPETITION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -187,22 +190,28 @@ def _http_status(exc: BaseException) -> int | None:
     return None
 
 
-def _kaggle_error(exc: BaseException, competition: str, credentials: KaggleCredentials) -> DataError | None:
-    """A one-line DataError for a client failure the user can act on (None: not one of those)."""
+def _kaggle_error(exc: BaseException, competition: str, credentials: KaggleCredentials,
+                  action: str = "download") -> DataError | None:
+    """A one-line DataError for a client failure the user can act on (None: not one of those).
+
+    ``action`` is the verb of the messages ("download", "submit to"): the same statuses mean
+    the same things for every call, so one mapping serves them all.
+    """
     status = _http_status(exc)
     page = f"https://www.kaggle.com/c/{competition}"
+    noun = "download of" if action == "download" else "submission to"
     if status == 401:
         text = (f"Kaggle rejected the credentials from {credentials.source} (HTTP 401 Unauthorized): they are wrong "
                 "or expired; create a new API token at https://www.kaggle.com/settings and replace them")
     elif status == 403:
-        text = (f"Kaggle refused to let you download the {competition!r} competition (HTTP 403 Forbidden): "
+        text = (f"Kaggle refused to let you {action} the {competition!r} competition (HTTP 403 Forbidden): "
                 f"accept its rules at {page}/rules (logged in as the account of {credentials.source}), then rerun")
     elif status == 404:
         text = (f"Kaggle has no competition {competition!r} or no such file in it (HTTP 404 Not Found): "
                 f"check the name at {page}/data")
     elif status is not None:
         hint = "; Kaggle is busy, try again later" if status == 429 or status >= 500 else ""
-        text = f"Kaggle answered HTTP {status} to the download of {competition!r}{hint}"
+        text = f"Kaggle answered HTTP {status} to the {noun} {competition!r}{hint}"
     else:
         import requests
 
@@ -211,9 +220,43 @@ def _kaggle_error(exc: BaseException, competition: str, credentials: KaggleCrede
         reason = _one_line(exc)
         match = re.search(r"\[Errno -?\d+\] [^'\")\]]+", reason)
         reason = match.group(0).strip() if match else (reason[:200] or type(exc).__name__)
-        text = (f"cannot reach Kaggle to download {competition!r}: {reason}. Check the network, or run the "
+        text = (f"cannot reach Kaggle to {action} {competition!r}: {reason}. Check the network, or run the "
                 "offline demo (profile: demo)")
     return DataError(credentials.scrub(text))
+
+
+def _check_competition_name(competition: str) -> None:
+    if not isinstance(competition, str) or not _COMPETITION_RE.match(competition):
+        raise DataError(f"invalid Kaggle competition name {competition!r} (the last part of its URL, "
+                        "e.g. cifar-10 or dog-breed-identification)")
+
+
+def _connect(client_factory: Callable[[KaggleCredentials], Any] | None) -> tuple[KaggleCredentials, Any]:
+    """The credentials (found first, so their absence is one line before any import) and a client."""
+    credentials = kaggle_credentials()
+    return credentials, (client_factory or _default_client)(credentials)
+
+
+@contextmanager
+def _client_errors(competition: str, credentials: KaggleCredentials, action: str,
+                   on_failure: Callable[[], None] | None = None) -> Iterator[None]:
+    """Turn a client call's failures into the one-line errors of :func:`_kaggle_error`.
+
+    ``on_failure`` runs first on any failure (e.g. tidy a staging folder). The ``kaggle``
+    package exits (SystemExit) on some authentication failures: that is the credentials line.
+    Failures that are not the user's to fix (bugs) propagate unchanged.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        if on_failure is not None:
+            on_failure()
+        if isinstance(exc, SystemExit):
+            raise DataError(_missing_credentials_message()) from None
+        error = _kaggle_error(exc, competition, credentials, action) if isinstance(exc, Exception) else None
+        if error is None or isinstance(exc, UserError):
+            raise
+        raise error from None
 
 
 def _download_marker_matches(dest: Path, competition: str, files: list[str] | None) -> bool:
@@ -268,9 +311,7 @@ def kaggle_download(competition: str, dest: str | os.PathLike, files: list[str] 
     force=..., quiet=...)`` and ``competition_download_file(competition, file_name, path=...,
     force=..., quiet=...)``.
     """
-    if not isinstance(competition, str) or not _COMPETITION_RE.match(competition):
-        raise DataError(f"invalid Kaggle competition name {competition!r} (the last part of its URL, "
-                        "e.g. cifar-10 or dog-breed-identification)")
+    _check_competition_name(competition)
     dest = Path(dest)
     wanted = sorted(set(files)) if files else None
     if not force and dest.is_dir() and _download_marker_matches(dest, competition, wanted):
@@ -279,29 +320,24 @@ def kaggle_download(competition: str, dest: str | os.PathLike, files: list[str] 
     if dest.exists() and not (dest / DOWNLOAD_MARKER).is_file() and (not dest.is_dir() or any(dest.iterdir())):
         raise DataError(f"{dest} exists and was not made by a Kaggle download; move it away or pick another folder")
 
-    credentials = kaggle_credentials()
-    client = (client_factory or _default_client)(credentials)
+    credentials, client = _connect(client_factory)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}.kaggle-download"
     staging.mkdir(exist_ok=True)
     quiet = not is_interactive()
     info(f"Kaggle {competition}: downloading {', '.join(wanted) if wanted else 'all files'} "
          f"(credentials from {credentials.source})")
-    try:
+
+    def drop_if_empty() -> None:  # keep a partial download (resumed next time), drop an empty folder
+        if not any(staging.iterdir()):
+            shutil.rmtree(staging, ignore_errors=True)
+
+    with _client_errors(competition, credentials, "download", on_failure=drop_if_empty):
         if wanted:
             for name in wanted:
                 client.competition_download_file(competition, name, path=str(staging), force=force, quiet=quiet)
         else:
             client.competition_download_files(competition, path=str(staging), force=force, quiet=quiet)
-    except BaseException as exc:
-        if not any(staging.iterdir()):  # keep a partial download (resumed next time), drop an empty folder
-            shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, SystemExit):  # the kaggle package exits on some authentication failures
-            raise DataError(_missing_credentials_message()) from None
-        error = _kaggle_error(exc, competition, credentials) if isinstance(exc, Exception) else None
-        if error is None or isinstance(exc, UserError):
-            raise
-        raise error from None
 
     downloaded = sorted(p for p in staging.iterdir() if p.is_file() and not p.name.startswith(".")
                         and not p.name.endswith((".kaggle-partial", ".part", ".tmp")))
@@ -326,6 +362,44 @@ def kaggle_download(competition: str, dest: str | os.PathLike, files: list[str] 
     shutil.rmtree(staging, ignore_errors=True)
     info(f"Kaggle {competition}: {dest} ready")
     return dest
+
+
+# ================================================================================ submit
+
+
+def kaggle_submit(competition: str, file: str | os.PathLike, message: str, *,
+                  client_factory: Callable[[KaggleCredentials], Any] | None = None) -> dict[str, str]:
+    """Send ``file`` as a submission to Kaggle ``competition`` with ``message``; return what Kaggle said.
+
+    The checks that cost nothing come first (the name, a missing or empty file), so a wrong
+    call never reaches the network; then the credentials are looked up and the errors mapped
+    exactly as :func:`kaggle_download` does (403: accept the competition's rules). The client
+    (``client_factory(credentials)``, default the ``kaggle`` package's ``KaggleApi``) needs
+    ``competition_submit(file_name, message, competition, quiet=...)``. Returns
+    ``{"competition", "file", "message", "response"}`` (``response``: Kaggle's own text, may be
+    empty). Kaggle scores the file later; its leaderboard page shows the result.
+    """
+    _check_competition_name(competition)
+    path = Path(file)
+    if not path.is_file():
+        raise DataError(f"{path}: no such submission file; write it first (cvflow predict ...) or pass --file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the submission file is empty")
+    if not isinstance(message, str) or not message.strip():
+        raise DataError("a Kaggle submission needs a message (e.g. the git commit and MLflow run id)")
+    message = _one_line(message)
+    credentials, client = _connect(client_factory)
+    info(f"Kaggle {competition}: submitting {path} ({path.stat().st_size} bytes) with message {message!r} "
+         f"(credentials from {credentials.source})")
+    with _client_errors(competition, credentials, "submit to"):
+        response = client.competition_submit(str(path), message, competition, quiet=not is_interactive())
+    said = credentials.scrub(_one_line(getattr(response, "message", None) or ""))
+    failed = getattr(client, "COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE", "Could not submit to competition")
+    if said and said == failed:  # kaggle reports a failed upload in the response, not as an exception
+        raise DataError(f"Kaggle did not take the submission to {competition!r}: {said}")
+    info(f"Kaggle {competition}: submitted{': ' + said if said else ''}; the score appears at "
+         f"https://www.kaggle.com/c/{competition}/submissions")
+    return {"competition": competition, "file": str(path), "message": message, "response": said}
 
 
 # --------------------------------------------------------------------------- fetch, any source
