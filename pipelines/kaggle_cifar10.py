@@ -218,3 +218,18 @@ def evaluate(params: Params, root: Path, labels: Path | None = None) -> dict:
          + (f"; submission test accuracy {results['test_acc']:.3f} on {results['test_scored']} labelled images"
             if labels is not None else ""))
     return results
+
+
+def submit(params: Params, root: Path, file: Path | None = None, message: str | None = None) -> dict:
+    """Send the submission (default ``data/submissions/kaggle-cifar10.csv``) to Kaggle's ``cifar-10``;
+    the default message names the git commit and the MLflow run of the model that made the file."""
+    from cvflow.data.sources.kaggle import check_submission_file
+    from cvflow.fileio import sha1sum
+    from cvflow.pipelines.kaggle_submit import submit as send
+    from cvflow.tracking import find_run
+
+    check_submission_file(file if file is not None else submission_file(root))  # before any MLflow look-up
+    model_file = run_paths(root, "train_valid").model
+    run = find_run(root, EXPERIMENT, sha1sum(model_file)) if model_file.exists() else None
+    return send(params, root, COMPETITION, submission_file(root).relative_to(root), EXPERIMENT, file=file,
+                message=message, run_id=run.run_id if run else None)

@@ -44,27 +44,28 @@ def latest_run_id(root: Path, experiment: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def default_message(root: Path, experiment: str) -> str:
-    """``cvflow <task>: git <commit> mlflow run <id>``, leaving out what is unknown."""
+def default_message(root: Path, experiment: str, run_id: str | None = None) -> str:
+    """``cvflow <task>: git <commit> mlflow run <id>``, leaving out what is unknown; ``run_id``: the run
+    that made the file (else the experiment's newest finished run)."""
     parts = [f"cvflow {experiment}"]
     commit = _git_commit(root)
     if commit:
         parts.append(f"git {commit}")
-    run_id = latest_run_id(root, experiment)
+    run_id = run_id or latest_run_id(root, experiment)
     if run_id:
         parts.append(f"mlflow run {run_id}")
     return " ".join(parts)
 
 
 def submit(params: Params, root: Path, competition: str, default_file: str | Path, experiment: str,
-           file: Path | None = None, message: str | None = None) -> dict[str, str]:
+           file: Path | None = None, message: str | None = None, run_id: str | None = None) -> dict[str, str]:
     """Send ``file`` (default ``root/default_file``) to Kaggle ``competition``; return Kaggle's answer.
 
     ``message`` defaults to :func:`default_message`. ``params`` is taken for the same call shape
     as every stage (nothing in it changes a submission today).
     """
-    from cvflow.data.sources.kaggle import kaggle_submit
+    from cvflow.data.sources.kaggle import check_submission_file, kaggle_submit
 
-    path = Path(file) if file is not None else Path(root) / default_file
-    text = message if message is not None else default_message(Path(root), experiment)
+    path = check_submission_file(Path(file) if file is not None else Path(root) / default_file)
+    text = message if message is not None else default_message(Path(root), experiment, run_id)
     return kaggle_submit(competition, path, text)

@@ -23,8 +23,7 @@ def kaggle_cifar10(
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
     """Submit to Kaggle competition cifar-10 (13.13)."""
-    from cvflow.pipelines import kaggle_submit as pipeline
+    from cvflow.pipelines import kaggle_cifar10 as pipeline
 
     params, root = load(params_file, overrides)
-    pipeline.submit(params, root, "cifar-10", "data/submissions/kaggle-cifar10.csv", "kaggle-cifar10",
-                    file=file, message=message)
+    pipeline.submit(params, root, file=file, message=message)

@@ -367,6 +367,16 @@ def kaggle_download(competition: str, dest: str | os.PathLike, files: list[str] 
 # ================================================================================ submit
 
 
+def check_submission_file(file: str | os.PathLike) -> Path:
+    """``file`` as a Path when it is a non-empty file; else the one-line DataError a user acts on."""
+    path = Path(file)
+    if not path.is_file():
+        raise DataError(f"{path}: no such submission file; write it first (cvflow predict ...) or pass --file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the submission file is empty")
+    return path
+
+
 def kaggle_submit(competition: str, file: str | os.PathLike, message: str, *,
                   client_factory: Callable[[KaggleCredentials], Any] | None = None) -> dict[str, str]:
     """Send ``file`` as a submission to Kaggle ``competition`` with ``message``; return what Kaggle said.
@@ -380,11 +390,7 @@ def kaggle_submit(competition: str, file: str | os.PathLike, message: str, *,
     empty). Kaggle scores the file later; its leaderboard page shows the result.
     """
     _check_competition_name(competition)
-    path = Path(file)
-    if not path.is_file():
-        raise DataError(f"{path}: no such submission file; write it first (cvflow predict ...) or pass --file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the submission file is empty")
+    path = check_submission_file(file)
     if not isinstance(message, str) or not message.strip():
         raise DataError("a Kaggle submission needs a message (e.g. the git commit and MLflow run id)")
     message = _one_line(message)
