@@ -64,7 +64,8 @@ def main() -> None:
     rows = [train_step_rate(w, args.batch, args.steps, d) for d in devices for w in args.widths]
     print(f"{'device':6} {'width':>5} {'params':>11} {'step s':>8} {'images/s':>9}")
     for r in rows:
-        print(f"{r['device']:6} {r['width']:>5} {r['params']:>11,} {r['step_seconds']:>8.3f} {r['images_per_sec']:>9.1f}")
+        print(f"{r['device']:6} {r['width']:>5} {r['params']:>11,} {r['step_seconds']:>8.3f} "
+              f"{r['images_per_sec']:>9.1f}")
     out = Path(__file__).resolve().parent / "results" / "resnet18_cifar.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"machine": platform.processor() or platform.machine(),
