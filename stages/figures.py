@@ -28,3 +28,16 @@ def anchors(
     params, root = load(params_file, overrides)
     for path in pipeline.figures(params, root).values():
         typer.echo(str(path))
+
+
+@app.command("augmentation")
+def augmentation(
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """Image augmentation (13.1): 8 augmented copies of data/photos/cat1.jpg per augmenter, data/reports/augmentation/."""
+    from cvflow.pipelines import augmentation_figures as pipeline
+
+    params, root = load(params_file, overrides)
+    for path in pipeline.figures(params, root).values():
+        typer.echo(str(path))

@@ -32,6 +32,12 @@ def _resnet18(**kwargs: Any) -> nn.Module:
     return build_resnet18(**kwargs)
 
 
+def _resnet18_cifar(**kwargs: Any) -> nn.Module:
+    from cvflow.models.cifar import resnet18_cifar
+
+    return resnet18_cifar(**kwargs)
+
+
 def _tinyssd(**kwargs: Any) -> nn.Module:
     from cvflow.detection.ssd import TinySSD
 
@@ -39,7 +45,8 @@ def _tinyssd(**kwargs: Any) -> nn.Module:
 
 
 #: ``arch`` name -> what builds the network from ``arch_kwargs`` (its module imported on use).
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"resnet18": _resnet18, "tinyssd": _tinyssd}
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"resnet18": _resnet18, "resnet18_cifar": _resnet18_cifar,
+                                                     "tinyssd": _tinyssd}
 
 
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
