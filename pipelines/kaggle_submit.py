@@ -64,8 +64,8 @@ def submit(params: Params, root: Path, competition: str, default_file: str | Pat
     ``message`` defaults to :func:`default_message`. ``params`` is taken for the same call shape
     as every stage (nothing in it changes a submission today).
     """
-    from cvflow.data.sources.kaggle import check_submission_file, kaggle_submit
+    from cvflow.data.sources.kaggle import kaggle_submit
 
-    path = check_submission_file(Path(file) if file is not None else Path(root) / default_file)
+    path = Path(file) if file is not None else Path(root) / default_file
     text = message if message is not None else default_message(Path(root), experiment, run_id)
     return kaggle_submit(competition, path, text)
