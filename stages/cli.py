@@ -45,6 +45,16 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """cvflow stage commands."""
 
 
+def _from_ctrl_c(error: BaseException) -> bool:
+    """True when ``error`` was caused by a KeyboardInterrupt (Typer turns Ctrl-C into exit code 130)."""
+    seen = error.__cause__ or error.__context__
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     try:
@@ -56,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("cvflow: interrupted; rerun the same command to resume from the last checkpoint", err=True)
         return 130
+    except SystemExit as done:
+        if done.code == 130 and _from_ctrl_c(done):
+            click.echo("cvflow: interrupted; rerun the same command to resume from the last checkpoint", err=True)
+        raise
     return 0
 
 
