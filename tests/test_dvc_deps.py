@@ -204,7 +204,9 @@ def pipeline_imports(tree: ast.Module, package: str, entries: set[str], where: s
         part = imports_of(defs[name], package, where=where)
         found.modules |= part.modules
         found.unresolved += part.unresolved
-        todo += [n.id for n in ast.walk(defs[name]) if isinstance(n, ast.Name) and n.id in defs]
+        names = [n for n in ast.walk(defs[name]) if isinstance(n, ast.Name)]
+        local = {n.id for n in names if isinstance(n.ctx, ast.Store)}  # a local `train = ...` is no call
+        todo += [n.id for n in names if n.id in defs and n.id not in local]
     return found
 
 
