@@ -63,12 +63,15 @@ def test_repro_reproduces_the_committed_lock_to_the_byte(demo_repo):
 def _test_accuracy_independently(root: Path, variant: str) -> float:
     """The model's test accuracy, computed here from the MLflow model the run logged (MLflow's own
     loader) on the test images decoded and transformed by torchvision, not by cvflow's evaluation."""
+    import mlflow
     import mlflow.pytorch
     import torch
     from PIL import Image
     from torchvision.transforms import v2
 
-    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)  # where mlflow.pytorch.load_model looks the model up
+    client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("hotdog")
     run = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}[variant]
     (logged,) = client.search_logged_models([experiment.experiment_id],
@@ -158,6 +161,29 @@ def test_repro_trains_tinyssd_past_the_all_background_bar(demo_repo):
     assert run.data.params["run.prior_prob"] == str(recipe["prior_prob"])
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} >= {"plots/tinyssd_curves.png",
                                                                                   "plots/predictions.png"}
+
+
+def test_repro_shows_that_augmentation_helps(demo_repo):
+    """13.1's point on the demo: the same net, seed and schedule test better with the book's flip."""
+    root, _, _, _ = demo_repo
+    metrics = json.loads((root / "metrics" / "cifar10-augmentation.json").read_text())
+    assert metrics["augment"]["test_acc"] >= metrics["no_augment"]["test_acc"] + 0.02, metrics
+    assert metrics["augment"]["test_acc"] >= 0.5, metrics  # far above the 0.1 of guessing
+    params = yaml.safe_load((root / "params.yaml").read_text())["cifar10"]["demo"]
+    assert metrics["test_images"] == params["demo"]["test"]
+    for name in ("overview.png", "flip_left_right.png", "combination.png"):
+        assert (root / "data" / "reports" / "augmentation" / name).stat().st_size > 1000
+
+
+def test_repro_writes_the_kaggle_cifar10_submission(demo_repo):
+    root, _, _, _ = demo_repo
+    rows = (root / "data" / "submissions" / "kaggle-cifar10.csv").read_text().splitlines()
+    test_ids = sorted(int(p.stem) for p in (root / "data" / "kaggle-cifar10" / "test").glob("*.png"))
+    assert rows[0] == "id,label" and [int(r.split(",")[0]) for r in rows[1:]] == test_ids
+    metrics = json.loads((root / "metrics" / "kaggle-cifar10.json").read_text())
+    assert metrics["submission_rows"] == len(test_ids) == yaml.safe_load(
+        (root / "params.yaml").read_text())["kaggle_cifar10"]["demo"]["demo"]["test"]
+    assert metrics["valid_acc"] >= 0.4, metrics  # ten classes: guessing scores 0.1
 
 
 def test_second_repro_runs_nothing(demo_repo):
