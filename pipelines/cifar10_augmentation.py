@@ -161,6 +161,9 @@ def evaluate(params: Params, root: Path) -> dict:
         tracker = find_run(root, EXPERIMENT, sha1sum(model_file))
         if tracker is not None:
             tracker.log_evaluation(results[variant.replace("-", "_")], step=int(data["meta"].get("epochs", 0)))
+            gallery = root / "data" / "reports" / "augmentation"  # `cvflow figures augmentation`, when drawn
+            for picture in sorted(gallery.glob("*.png")) if gallery.is_dir() else []:
+                tracker.log_artifact(picture, "augmentation")
     results["augment_minus_no_augment"] = results["augment"]["test_acc"] - results["no_augment"]["test_acc"]
     results["test_images"] = len(test_set)
     write_json(metrics_file(root), results)
