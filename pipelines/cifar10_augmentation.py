@@ -103,7 +103,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
     from cvflow.engine import ClassificationTask
     from cvflow.engine.run import RunSpec, train_run
     from cvflow.errors import UserError
-    from cvflow.models.files import build_model
+    from cvflow.models.cifar import build_resnet18_cifar
     from cvflow.pipelines.lineage import dvc_digests
 
     if variant not in VARIANTS:
@@ -118,7 +118,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
     data = "data/cifar10"
     result = train_run(RunSpec(
         experiment=EXPERIMENT, name=variant, paths=run_paths(root, variant), arch="resnet18_cifar",
-        arch_kwargs=arch_kwargs, build=lambda: build_model("resnet18_cifar", **arch_kwargs),
+        arch_kwargs=arch_kwargs, build=lambda: build_resnet18_cifar(len(CIFAR10_CLASSES), cfg.net.width, cfg.net.init),
         task=ClassificationTask(), train_set=_split(cfg, root, True, augment), eval_set=_split(cfg, root, False, False),
         recipe=cfg.recipe, config=config, inputs={"cifar10": data_dir(root)},
         input_digests={"cifar10": dvc_digests(root, data).get(data, "")}, classes=CIFAR10_CLASSES,

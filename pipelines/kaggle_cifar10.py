@@ -114,7 +114,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
     from cvflow.engine import ClassificationTask
     from cvflow.engine.run import RunSpec, train_run
     from cvflow.errors import UserError
-    from cvflow.models.files import build_model
+    from cvflow.models.cifar import build_resnet18_cifar
     from cvflow.pipelines.lineage import dvc_digests
 
     if variant not in VARIANTS:
@@ -131,7 +131,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
     prepared = "data/kaggle-cifar10-prepared"
     result = train_run(RunSpec(
         experiment=EXPERIMENT, name=variant, paths=run_paths(root, variant), arch="resnet18_cifar",
-        arch_kwargs=arch_kwargs, build=lambda: build_model("resnet18_cifar", **arch_kwargs),
+        arch_kwargs=arch_kwargs, build=lambda: build_resnet18_cifar(len(train_set.classes), cfg.net.width, cfg.net.init),
         task=ClassificationTask(), train_set=train_set, eval_set=valid_set, recipe=cfg.recipe, config=config,
         inputs={"kaggle-cifar10-prepared": prepared_dir(root)},
         input_digests={"kaggle-cifar10-prepared": dvc_digests(root, prepared).get(prepared, "")},

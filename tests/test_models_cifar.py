@@ -200,3 +200,19 @@ def test_model_file_round_trip(tmp_path):
                        meta=data["meta"])
     assert again.read_bytes() == path.read_bytes()
     assert read_model_file(again)["classes"] == [str(i) for i in range(10)]
+
+
+def test_the_books_13_1_init_is_xavier_on_convs_and_linears_only():
+    from cvflow.models.cifar import build_resnet18_cifar
+
+    torch.manual_seed(0)
+    default = build_resnet18_cifar(10, 8, "default")
+    torch.manual_seed(0)
+    xavier = build_resnet18_cifar(10, 8, "xavier")
+    for (name, a), (_, b) in zip(default.named_modules(), xavier.named_modules()):
+        if type(a) in (torch.nn.Conv2d, torch.nn.Linear):
+            fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(b.weight)
+            bound = (6 / (fan_in + fan_out)) ** 0.5  # xavier_uniform_'s
+            assert b.weight.abs().max() <= bound and not torch.equal(a.weight, b.weight), name
+        elif isinstance(a, torch.nn.BatchNorm2d):
+            assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias), name

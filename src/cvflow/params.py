@@ -290,6 +290,9 @@ class CifarNet(Strict):
     """The book's CIFAR ResNet-18 (``d2l.resnet18(10, 3)``)."""
 
     width: int = Field(64, ge=4, le=512, description="channels of the first stage, doubled per stage (the book: 64)")
+    init: Literal["default", "xavier"] = Field(
+        "default", description="default: PyTorch's; xavier: Xavier-uniform conv and linear weights (13.1's init_weights)"
+    )
 
 
 class CifarAugment(Strict):

@@ -90,3 +90,21 @@ def resnet18_cifar(num_classes: int = 10, in_channels: int = 3, width: int = 64)
     net.add_module("global_avg_pool", nn.AdaptiveAvgPool2d((1, 1)))
     net.add_module("fc", nn.Sequential(nn.Flatten(), nn.Linear(c4, num_classes)))
     return net
+
+
+def init_xavier(module: nn.Module) -> None:
+    """The book's 13.1 ``init_weights``: Xavier-uniform weights for every conv and linear layer
+    (``net.apply(init_xavier)``); biases and batch norms keep PyTorch's initialisation."""
+    if type(module) in (nn.Linear, nn.Conv2d):
+        nn.init.xavier_uniform_(module.weight)
+
+
+def build_resnet18_cifar(num_classes: int, width: int, init: str = "default") -> nn.Module:
+    """:func:`resnet18_cifar` initialised as ``init`` says: ``default`` (PyTorch's; the book's 13.13
+    ``get_net``) or ``xavier`` (the book's 13.1 ``net.apply(init_weights)``)."""
+    model = resnet18_cifar(num_classes, width=width)
+    if init == "xavier":
+        model.apply(init_xavier)
+    elif init != "default":
+        raise ValueError(f"init must be default or xavier, got {init!r}")
+    return model
