@@ -108,8 +108,10 @@ def test_retrain_stopped_by_ctrl_c_is_killed_then_resumed(project, mlflow_uri):
     exe = str(Path(sys.executable).parent / "cvflow")
     args = [exe, "train", "kaggle-cifar10", "--variant", "train_valid", "--epochs", epochs, *KAGGLE]
     checkpoint = project / "data" / "checkpoints" / "kaggle-cifar10" / "train_valid.pt"
+    # a job started in the background of a non-interactive shell (as CI may run us) inherits SIGINT ignored;
+    # Ctrl-C reaches a terminal's foreground process, so the child gets SIGINT's default back
     process = subprocess.Popen(args, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ})
+                               env={**os.environ}, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not checkpoint.exists() or _checkpoint_epoch(checkpoint) < 1:
         assert process.poll() is None, "training ended before it could be interrupted"
