@@ -1,0 +1,62 @@
+"""A team shares results through a DVC remote (README: "Share data, models and metrics").
+
+One clone runs a stage and `dvc push`es; a teammate's fresh `git clone` `dvc pull`s and finds
+everything up to date: `dvc status` is clean and `dvc repro` reruns nothing. The remote is a local
+folder, as `dvc remote add -d team /path` makes it; S3, GCS or SSH behave the same to DVC.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+#: A small stage with an upstream stage: fetch-photos -> figures-anchors.
+TARGET = "figures-anchors"
+
+
+def _run(args, cwd, env):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{args}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+    return result
+
+
+def test_pull_in_a_fresh_clone_restores_outputs_and_retrains_nothing(tmp_path):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    dvc = [sys.executable, "-m", "dvc"]
+    origin, remote, clone = tmp_path / "origin", tmp_path / "remote", tmp_path / "clone"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
+    for name in filter(None, files.stdout.split("\0")):
+        if (REPO / name).is_file():
+            (origin / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, origin / name)
+    _run(["git", "init", "-q"], origin, env)
+    _run([*dvc, "remote", "add", "-d", "team", str(remote)], origin, env)
+    _run(["git", "add", "-A"], origin, env)
+    _run(["git", "commit", "-qm", "project with a team remote"], origin, env)
+
+    _run([*dvc, "repro", TARGET], origin, env)
+    pushed = _run([*dvc, "push", "--with-deps", TARGET], origin, env)
+    assert "pushed" in pushed.stdout, pushed.stdout
+    assert not _run(["git", "status", "--porcelain"], origin, env).stdout  # dvc.lock reproduced
+
+    _run(["git", "clone", "-q", str(origin), str(clone)], tmp_path, env)
+    assert not (clone / "data" / "reports" / "anchors").exists()
+    _run([*dvc, "pull", "--with-deps", TARGET], clone, env)
+    assert sorted(p.name for p in (clone / "data" / "reports" / "anchors").iterdir()) == \
+        sorted(p.name for p in (origin / "data" / "reports" / "anchors").iterdir())
+    for name in ("anchors", "photos"):  # the same bytes as the teammate's
+        folder = "data/reports/anchors" if name == "anchors" else "data/photos"
+        for path in (origin / folder).iterdir():
+            assert (clone / folder / path.name).read_bytes() == path.read_bytes(), path
+    status = _run([*dvc, "status", "--with-deps", TARGET], clone, env)
+    assert "up to date" in status.stdout, status.stdout
+    repro = _run([*dvc, "repro", TARGET], clone, env)
+    assert "Running stage" not in repro.stdout, repro.stdout
