@@ -13,7 +13,6 @@ Model files (architecture recorded, rebuilt on load) are :mod:`cvflow.models.fil
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -21,26 +20,19 @@ from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
 from cvflow.errors import UserError
+from cvflow.models import pretrained
 
 IMAGENET_WEIGHTS = ResNet18_Weights.IMAGENET1K_V1
 
 
 def imagenet_cache_file() -> Path:
     """Where torchvision keeps (and looks for) the ImageNet ResNet-18 weights."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(IMAGENET_WEIGHTS.url)
+    return pretrained.cache_file(IMAGENET_WEIGHTS)
 
 
 def imagenet_state_dict(setting: str = "weights") -> dict[str, torch.Tensor]:
     """The ImageNet ResNet-18 state dict: from the cache, else downloaded by torchvision."""
-    cached = imagenet_cache_file()
-    try:
-        return IMAGENET_WEIGHTS.get_state_dict(progress=cached.exists() is False, check_hash=True)
-    except Exception as exc:  # noqa: BLE001 - URLError, OSError, HTTP errors: all mean "not available"
-        raise UserError(
-            f"ImageNet weights not available ({type(exc).__name__}): put {os.path.basename(IMAGENET_WEIGHTS.url)} "
-            f"from {IMAGENET_WEIGHTS.url} at {cached} (or set TORCH_HOME), or set {setting} to source, none "
-            "or a PATH.pth"
-        ) from None
+    return pretrained.state_dict(IMAGENET_WEIGHTS, setting, "source, none or a PATH.pth")
 
 
 def build_resnet18(num_classes: int) -> nn.Module:
