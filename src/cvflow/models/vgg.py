@@ -37,8 +37,9 @@ def vgg19_features(weights: str = "imagenet", width: int = 64, upto: int | None 
     if weights == "imagenet":
         if width != 64:
             raise UserError(f"{setting}: imagenet weights exist for VGG-19's own width 64, not {width}")
+        state = pretrained.state_dict(IMAGENET_WEIGHTS, setting, "random or a PATH.pth")  # fails fast offline
         model = vgg19(weights=None)
-        model.load_state_dict(pretrained.state_dict(IMAGENET_WEIGHTS, setting, "random or a PATH.pth"))
+        model.load_state_dict(state)
         features = model.features
     else:
         features = make_layers(vgg19_layout(width), batch_norm=False)
