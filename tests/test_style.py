@@ -146,7 +146,7 @@ def _transfer(name="adam", checkpoint=None, steps=(3, 4), every=2, fingerprint="
     torch.manual_seed(0)
     net = vgg.vgg19_features("random", width=4, upto=28)
     optim = SimpleNamespace(name=name, lr=0.1 if name == "adam" else 1.0, step_size=2, gamma=0.8, history_size=10,
-                            line_search="strong_wolfe")
+                            line_search=None)
     return S.StyleTransfer(net, (1.0, 1e4, 0.1), optim, [(32, 48), (48, 64)][:len(steps)], list(steps),
                            checkpoint_path=checkpoint, fingerprint=fingerprint, checkpoint_every=every)
 

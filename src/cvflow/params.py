@@ -402,7 +402,8 @@ class StyleOptim(Strict):
     step_size: int = Field(50, ge=1, description="adam: steps between learning-rate decays (the book: 50)")
     gamma: float = Field(0.8, gt=0, le=1, description="adam: the decay factor (the book: 0.8)")
     history_size: int = Field(100, ge=1, le=1000, description="lbfgs: curvature pairs kept")
-    line_search: Union[Literal["strong_wolfe"], None] = Field("strong_wolfe", description="lbfgs: strong_wolfe | null")
+    line_search: Union[Literal["strong_wolfe"], None] = Field(None, description=(
+        "lbfgs: null (a step of lr along the L-BFGS direction, as torch.optim.LBFGS by default) | strong_wolfe"))
 
 
 class StyleProfile(Strict):

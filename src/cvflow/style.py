@@ -188,8 +188,10 @@ def make_optimizer(params, optim) -> tuple[torch.optim.Optimizer, Any]:
         optimizer = torch.optim.Adam(params, lr=optim.lr)
         return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, optim.step_size, optim.gamma)
     if optim.name == "lbfgs":
+        # no early stop on LBFGS's absolute tolerances (1e-7 on the gradient): an image's gradients are that
+        # small with weak features, and the steps are counted here
         return torch.optim.LBFGS(params, lr=optim.lr, max_iter=1, history_size=optim.history_size,
-                                 line_search_fn=optim.line_search), None
+                                 line_search_fn=optim.line_search, tolerance_grad=0.0, tolerance_change=0.0), None
     raise ValueError(f"unknown optimizer {optim.name!r}")
 
 
