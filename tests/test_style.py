@@ -279,3 +279,27 @@ def test_stylize_own_photos_tracks_every_step_and_the_pictures(tmp_path, capsys,
     progress = [a.path for a in client.list_artifacts(run.info.run_id, "progress")]
     assert progress == ["progress/step_00002.png", "progress/step_00004.png"]
     assert not (root / "data" / "checkpoints" / "style" / "mine-paint.pt").exists()  # finished: deleted
+
+
+def test_the_demo_network_carries_the_style_of_the_real_photos():
+    """The demo's random-weight VGG-19 (1/4 width) on the book's real photos: the colours move to the style
+    image's (histogram distance falls) while the scene stays (SSIM to the content far above the style
+    image's own): measures the loss does not optimise."""
+    from conftest import shared
+
+    from cvflow.params import load_params
+    from cvflow.pipelines.style import read_photo
+
+    content = read_photo(shared("d2l-img", "rainier.jpg"), "")
+    style = read_photo(shared("d2l-img", "autumn-oak.jpg"), "")
+    cfg = load_params(REPO / "params.yaml").style.demo
+    torch.manual_seed(0)
+    net = vgg.vgg19_features(cfg.net.weights, cfg.net.width, upto=28)
+    shape = (64, 96)
+    transfer = S.StyleTransfer(net, (cfg.loss.content_weight, cfg.loss.style_weight, cfg.loss.tv_weight), cfg.optim,
+                               [shape], [60], checkpoint_every=60)
+    result = S.to_unit(transfer.run(content, style))
+    content_u, style_u = S.to_unit(S.preprocess(content, shape)), S.to_unit(S.preprocess(style, shape))
+    before, after = S.histogram_distance(content_u, style_u), S.histogram_distance(result, style_u)
+    assert after < before - 0.15, (before, after)
+    assert S.ssim(result, content_u) > S.ssim(style_u, content_u) + 0.15
