@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from cvflow.errors import UserError
 from cvflow.stages.common import ParamsOption, SetOption, load
 
 
@@ -22,7 +23,7 @@ def _size(text: Optional[str]) -> Optional[str]:
         return None
     parts = text.lower().split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise typer.BadParameter(f"{text!r}: give HEIGHTxWIDTH in pixels, e.g. 300x450")
+        raise UserError(f"--size {text!r}: give HEIGHTxWIDTH in pixels, e.g. 300x450")
     return f"[[{int(parts[0])}, {int(parts[1])}]]"
 
 

@@ -250,6 +250,8 @@ def test_stylize_refuses_bad_images_in_one_line(tmp_path, capsys):
         (["--content", str(tiny), "--style", str(good)], "tiny.png: 20x64 pixels is too small"),
         (["--content", str(good)], "--content and --style go together"),
         ([], "run `cvflow fetch photos`"),  # the stage's photos not fetched in this project
+        (["--size", "300by450"], "--size '300by450': give HEIGHTxWIDTH"),
+        (["--size", "16x24"], "every side must be 32 to 8192 pixels"),
     ]
     for args, expected in cases:
         code, err = _cvflow(root, *args, capsys=capsys)

@@ -32,6 +32,7 @@ from torch import nn
 
 from cvflow.console import info
 from cvflow.engine.checkpoint import load_checkpoint, save_checkpoint
+from cvflow.engine.trainer import _what_differs  # the training runs' wording: which fingerprint part differs
 from cvflow.errors import TrainingError
 
 # The book's layers of VGG-19's ``features``: the first conv of each block for style, the last conv
@@ -193,14 +194,6 @@ def make_optimizer(params, optim) -> tuple[torch.optim.Optimizer, Any]:
         return torch.optim.LBFGS(params, lr=optim.lr, max_iter=1, history_size=optim.history_size,
                                  line_search_fn=optim.line_search, tolerance_grad=0.0, tolerance_change=0.0), None
     raise ValueError(f"unknown optimizer {optim.name!r}")
-
-
-def _what_differs(old: Any, new: Any) -> str:
-    if isinstance(old, dict) and isinstance(new, dict):
-        parts = [f"other {key}" for key in new if old.get(key) != new[key]]
-        if parts:
-            return " and ".join(parts)
-    return "a run with other settings"
 
 
 @dataclass
