@@ -14,6 +14,7 @@ import typer
 from cvflow import __version__
 from cvflow.errors import UserError
 from cvflow.stages import evaluate, fetch, figures, predict, prepare, pretrain, submit, train
+from cvflow.stages import stylize as stylize_stage
 
 app = typer.Typer(
     name="cvflow",
@@ -31,6 +32,7 @@ app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(predict.app, name="predict")
 app.add_typer(figures.app, name="figures")
 app.add_typer(submit.app, name="submit")
+app.command("stylize")(stylize_stage.stylize)
 
 
 def _version(value: bool) -> None:

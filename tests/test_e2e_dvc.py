@@ -261,3 +261,30 @@ def test_editing_the_twins_raster_module_makes_exactly_its_users_stale(demo_repo
         raster.write_text(original)
     assert stale == {"fetch-hotdog", "pretrain-hotdog", "fetch-photos", "fetch-bananas", "fetch-voc",
                      "fetch-cifar10", "fetch-kaggle-cifar10", "fetch-kaggle-dogs"}, stale
+
+
+def test_repro_stylizes_the_photos_and_tracks_every_step(demo_repo):
+    """13.12: the demo's image carries the style by measures its loss does not optimise (the colour
+    histogram moves to the style image's, the scene keeps far more structure than the style image
+    has in common with it), and MLflow holds every step's losses and the progress pictures."""
+    root, _, _, _ = demo_repo
+    metrics = json.loads((root / "metrics" / "style.json").read_text())
+    colour, ssim = metrics["colour_hist_distance_to_style"], metrics["ssim_to_content"]
+    assert colour["final"] < colour["start"] - 0.1, metrics
+    assert ssim["final"] > ssim["style_image"] + 0.2, metrics
+    assert metrics["final"]["total_loss"] < 0.05 * metrics["start"]["total_loss"], metrics
+    cfg = yaml.safe_load((root / "params.yaml").read_text())["style"]["demo"]
+    assert metrics["steps"] == cfg["steps"] and metrics["image_shape"] == cfg["scales"][-1]
+    for name in ("rainier-autumn-oak.png", "rainier-autumn-oak_panel.png"):
+        assert (root / "data" / "reports" / "style" / name).stat().st_size > 1000
+    history = (root / "metrics" / "style" / "rainier-autumn-oak_history.csv").read_text().splitlines()
+    assert history[0].startswith("step,") and len(history) == 1 + cfg["steps"]
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("style").experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "rainier-autumn-oak"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "style_loss")]
+    assert steps == list(range(1, cfg["steps"] + 1))
+    progress = [a.path for a in client.list_artifacts(run.info.run_id, "progress")]
+    assert len(progress) == cfg["steps"] // cfg["snapshot_every"]
+    assert {"images/rainier-autumn-oak.png", "images/rainier-autumn-oak_panel.png"} <= \
+        {a.path for a in client.list_artifacts(run.info.run_id, "images")}

@@ -101,6 +101,23 @@ BOOK = [
     ("kaggle_cifar10.real.recipe.epochs", 20, "13.13 num_epochs = 20"),
     ("kaggle_cifar10.real.recipe.batch_size", 128, "13.13 batch_size = 128"),
     ("kaggle_cifar10.real.recipe.loss_reduction", "sum", "13.13 train_batch_ch13: l.sum().backward()"),
+    # 13.12 neural style transfer (PyTorch edition)
+    ("style.real.content", "rainier.jpg", "13.12 content_img = d2l.Image.open('../img/rainier.jpg')"),
+    ("style.real.style", "autumn-oak.jpg", "13.12 style_img = d2l.Image.open('../img/autumn-oak.jpg')"),
+    ("style.real.net.weights", "imagenet", "13.12 torchvision.models.vgg19(pretrained=True)"),
+    ("style.real.net.width", 64, "13.12 VGG-19 itself"),
+    ("style.real.net.style_layers", [0, 5, 10, 19, 28], "13.12 style_layers, content_layers = [0, 5, 10, 19, 28], [25]"),
+    ("style.real.net.content_layers", [25], "13.12 style_layers, content_layers = [0, 5, 10, 19, 28], [25]"),
+    ("style.real.loss.content_weight", 1, "13.12 content_weight, style_weight, tv_weight = 1, 1e3, 10"),
+    ("style.real.loss.style_weight", 1e4, "13.12 style_weight = 1e3 in sum(10 * styles_l + contents_l + [tv_l]): "
+                                          "the list ten times, 1e4"),
+    ("style.real.loss.tv_weight", 10, "13.12 content_weight, style_weight, tv_weight = 1, 1e3, 10"),
+    ("style.real.optim.name", "adam", "13.12 get_inits: torch.optim.Adam(gen_img.parameters(), lr=lr)"),
+    ("style.real.optim.lr", 0.3, "13.12 train(content_X, contents_Y, styles_Y, device, 0.3, 500, 50)"),
+    ("style.real.optim.step_size", 50, "13.12 StepLR(trainer, lr_decay_epoch=50, 0.8)"),
+    ("style.real.optim.gamma", 0.8, "13.12 StepLR(trainer, lr_decay_epoch, 0.8)"),
+    ("style.real.steps", 500, "13.12 num_epochs = 500"),
+    ("style.real.scales", [(300, 450)], "13.12 image_shape = (300, 450)"),
 ]
 
 
