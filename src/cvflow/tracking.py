@@ -2,7 +2,9 @@
 
 The store is ``$MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<project>/mlflow.db`` with
 artifacts under ``<project>/mlruns/``. It is deliberately not a DVC param: pointing runs at
-another server must not rerun stages.
+another server must not rerun stages. ``<project>`` is ``$DVC_ROOT`` when DVC runs the stage:
+an experiment from ``dvc queue`` runs in a temporary copy, and DVC points ``DVC_ROOT`` at the
+user's repository, so its runs land in the same store as every other run.
 
 A resumed training reopens its MLflow run (the run id travels in the checkpoint) and
 :meth:`Tracker.reconcile` logs exactly the epochs MLflow is missing, so an interruption
@@ -22,16 +24,23 @@ from typing import Any, Iterable, Mapping
 from cvflow.errors import UserError
 
 ENV_URI = "MLFLOW_TRACKING_URI"
+ENV_DVC_ROOT = "DVC_ROOT"
 
 for _name in ("mlflow", "alembic", "sqlalchemy"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+def store_dir(project_dir: Path) -> Path:
+    """The folder of the default store: the repository DVC runs the stage for (``$DVC_ROOT``: a
+    queued experiment's temporary copy names its parent there), else ``project_dir``."""
+    return Path(os.environ.get(ENV_DVC_ROOT) or project_dir).resolve()
 
 
 def tracking_uri(project_dir: Path) -> str:
     uri = os.environ.get(ENV_URI)
     if uri:
         return uri
-    return f"sqlite:///{Path(project_dir).resolve() / 'mlflow.db'}"
+    return f"sqlite:///{store_dir(project_dir) / 'mlflow.db'}"
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -84,7 +93,7 @@ class Tracker:
         if found is None:
             location = None
             if ENV_URI not in os.environ:
-                location = (self.project_dir.resolve() / "mlruns" / experiment).as_uri()
+                location = (store_dir(self.project_dir) / "mlruns" / experiment).as_uri()
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
         else:
             self.experiment_id = found.experiment_id

@@ -1,4 +1,4 @@
-"""A team shares results through a DVC remote (README: "Share data, models and metrics").
+"""A team shares results through a DVC remote, and sweeps with DVC's experiment queue (README).
 
 One clone runs a stage and `dvc push`es; a teammate's fresh `git clone` `dvc pull`s and finds
 everything up to date: `dvc status` is clean and `dvc repro` reruns nothing. The remote is a local
@@ -60,3 +60,42 @@ def test_pull_in_a_fresh_clone_restores_outputs_and_retrains_nothing(tmp_path):
     assert "up to date" in status.stdout, status.stdout
     repro = _run([*dvc, "repro", TARGET], clone, env)
     assert "Running stage" not in repro.stdout, repro.stdout
+
+
+def test_a_queued_sweep_runs_each_point_and_tracks_it_in_the_project_store(tmp_path):
+    """`dvc exp run --queue -S 'key=choice(a,b)'` then the queue: two DVC experiments, and two MLflow
+    runs in the user's own store (a queued experiment runs in a temporary copy; DVC_ROOT names the
+    repository), each tagged with its experiment's name."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    dvc = [sys.executable, "-m", "dvc"]
+    root = tmp_path / "project"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
+    for name in filter(None, files.stdout.split("\0")):
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    _run(["git", "init", "-q"], root, env)
+    _run(["git", "add", "-A"], root, env)
+    _run(["git", "commit", "-qm", "project"], root, env)
+
+    _run([*dvc, "exp", "run", "--queue", "-S", "style.demo.steps=choice(4,8)", "stylize"], root, env)
+    _run([*dvc, "exp", "run", "--run-all", "-j", "1"], root, env)  # what `dvc queue start` does, waited for
+
+    shown = json.loads(_run([*dvc, "exp", "show", "--json"], root, env).stdout)
+    experiments = {e["name"]: e["data"]["params"]["params.yaml"]["data"]["style"]["demo"]["steps"]
+                   for baseline in shown for exp in (baseline.get("experiments") or [])
+                   for e in exp["revs"] if e.get("name")}
+    assert sorted(experiments.values()) == [4, 8], shown
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("style").experiment_id])
+    assert sorted((r.data.tags.get("dvc_exp_name"), r.info.status) for r in runs) == \
+        sorted((name, "FINISHED") for name in experiments)
+    assert {r.data.tags["dvc_exp_name"]: r.data.params["run.steps"] for r in runs} == \
+        {name: f"[{steps}]" for name, steps in experiments.items()}
