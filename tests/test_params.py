@@ -258,3 +258,38 @@ def test_dvc_accepts_the_pipeline_file():
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert all(f'"{name}"' in result.stdout for name in stages), result.stdout
+
+
+# --------------------------------------------------------------------------- the smoke switch
+
+
+def test_smoke_switch_lays_the_smoke_section_over_the_active_profile_and_set_wins(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text())
+    smoke = _repo_params()["smoke"]
+    off = load_params(path)
+    assert not off.common.smoke and off.task("hotdog").finetune.epochs != smoke["hotdog"]["finetune"]["epochs"]
+    on = load_params(path, ["common.smoke=true"])
+    assert on.task("hotdog").finetune.epochs == smoke["hotdog"]["finetune"]["epochs"]
+    assert on.task("hotdog").demo.train_per_class == smoke["hotdog"]["demo"]["train_per_class"]
+    assert on.task("hotdog").finetune.optim.lr == off.task("hotdog").finetune.optim.lr  # untouched keys stay
+    assert on.hotdog.real == off.hotdog.real  # only the active profile
+    assert load_params(path, ["common.smoke=true", "hotdog.demo.finetune.epochs=3"]).task("hotdog").finetune.epochs == 3
+    for task in smoke:  # every stage of the DAG reruns under the switch: dvc.yaml tracks the switch and section
+        stages = [s for s in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()
+                  if any(str(k).startswith(f"{task}.${{profile}}") for k in s.get("params", []))]
+        assert stages and all({"common.smoke", f"smoke.{task}"} <= set(s["params"]) for s in stages), task
+
+
+def test_a_typo_in_the_smoke_section_is_one_line_even_with_the_switch_off(tmp_path):
+    data = _repo_params()
+    data["smoke"]["hotdog"]["finetune"]["epochz"] = 1
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ParamsError, match=r"smoke\.hotdog\.finetune\.epochz: no such key"):
+        load_params(path)
+    data = _repo_params()
+    data["smoke"]["hotdogs"] = {"grid_images": 1}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ParamsError, match=r"smoke\.hotdogs: no task"):
+        load_params(path)

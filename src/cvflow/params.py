@@ -60,6 +60,10 @@ class Common(Strict):
         "http://d2l-data.s3-accelerate.amazonaws.com/",
         description="base URL of the d2l data hub; the environment variable CVFLOW_HUB_URL overrides it",
     )
+    smoke: bool = Field(
+        False, description="run every stage for seconds on tiny data: the top-level `smoke` section's values "
+        "replace the active profile's (an install check; `dvc exp run -S common.smoke=true`)"
+    )
 
     @field_validator("num_workers")
     @classmethod
@@ -471,6 +475,10 @@ class Params(Strict):
     kaggle_cifar10: KaggleCifarProfiles
     kaggle_dogs: KaggleDogsProfiles
     style: StyleProfiles
+    smoke: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per task, values that replace the active profile's when common.smoke "
+        "is true (same keys as the profile's section)"
+    )
 
     def task(self, name: str) -> Any:
         """The active profile's section of a task, e.g. ``params.task('hotdog')``."""
@@ -573,14 +581,55 @@ def validate(data: dict, source: str = "params.yaml") -> Params:
         raise ParamsError(format_validation_error(exc, source)) from None
 
 
+def _overlay(target: dict, values: dict, where: str, source: str) -> None:
+    """Replace values of ``target`` by ``values``'s, key by key; a key the target lacks is an error
+    (a typo in the smoke section must not silently leave a stage at full size)."""
+    for key, value in values.items():
+        if not isinstance(target, dict) or key not in target:
+            raise ParamsError(f"{source}: smoke.{where}.{key}: no such key in {where.split('.')[0]}'s profile; "
+                              "use the keys of the profile's section")
+        if isinstance(value, dict) and isinstance(target[key], dict):
+            _overlay(target[key], value, f"{where}.{key}", source)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def apply_smoke(data: dict, source: str = "params.yaml") -> dict:
+    """``data`` with the ``smoke`` section laid over each task's active profile (a copy; checked even
+    when ``common.smoke`` is false, so a typo shows before the switch is used)."""
+    smoke = data.get("smoke") or {}
+    if not isinstance(smoke, dict):
+        raise ParamsError(f"{source}: smoke: must be a mapping of task names to values")
+    merged = copy.deepcopy(data)
+    profile = data.get("profile", "demo")
+    for task, values in smoke.items():
+        section = merged.get(task)
+        if not isinstance(section, dict) or not isinstance(section.get(profile), dict):
+            raise ParamsError(f"{source}: smoke.{task}: no task {task!r} with a {profile} profile")
+        if not isinstance(values, dict):
+            raise ParamsError(f"{source}: smoke.{task}: must be a mapping of the profile's keys to values")
+        _overlay(section[profile], values, task, source)
+    return merged
+
+
 def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None,
                 data: dict | None = None) -> Params:
     """Read (unless ``data``, the file already read, is given), apply ``--set`` overrides, and
-    validate the WHOLE file."""
+    validate the WHOLE file. With ``common.smoke: true``, the ``smoke`` section replaces values of
+    each task's active profile first (``--set`` still wins)."""
     path = Path(path)
     data = read_yaml(path) if data is None else data
-    if overrides:
-        data = copy.deepcopy(data)
-        for text in overrides:
-            set_dotted(data, *parse_override(text))
-    return validate(data, str(path) + (" (with --set overrides)" if overrides else ""))
+    source = str(path) + (" (with --set overrides)" if overrides else "")
+
+    def overridden(values: dict) -> dict:
+        if overrides:
+            values = copy.deepcopy(values)
+            for text in overrides:
+                set_dotted(values, *parse_override(text))
+        return values
+
+    data = overridden(data)
+    smoked = apply_smoke(data, source)
+    if (data.get("common") or {}).get("smoke") is True:
+        data = overridden(smoked)
+    return validate(data, source)
