@@ -5,8 +5,9 @@ Stages (see ``dvc.yaml``)::
     fetch kaggle-dogs       -> data/kaggle-dogs/{train,test}/<id>.jpg, labels.csv, sample_submission.csv
     prepare kaggle-dogs     -> data/kaggle-dogs-prepared/{train,valid,train_valid}/<breed>/, test/unknown/
     features kaggle-dogs    -> data/features/kaggle-dogs.pt: the frozen backbone's features, computed once per
-                               image and view (``views`` augmented views of each labelled image, and the test
-                               transform's view, and its mirror image with ``tta_flip``, of every image)
+                               image and view (``views`` augmented views of each labelled image; the test
+                               transform's view, and its mirror image with ``tta_flip``, of each valid and
+                               test image)
     train kaggle-dogs --variant train        (the head on train; valid for model selection)
     train kaggle-dogs --variant train_valid  (the same recipe on train + valid, as the book retrains)
     predict kaggle-dogs     -> data/submissions/kaggle-dogs.csv (the train_valid head's softmax per test image)
@@ -158,7 +159,9 @@ def _image_folder(params: Params, root: Path, split: str, transform, classes=Non
 
 
 def features(params: Params, root: Path) -> Path:
-    """Run the frozen backbone once per image and view; write ``data/features/kaggle-dogs.pt``."""
+    """Run the frozen backbone once per image and view; write ``data/features/kaggle-dogs.pt``:
+    ``labelled`` (every train_valid image: name, label, ``views`` augmented views), ``valid`` and ``test``
+    (the test transform's view, and its mirror image with ``tta_flip``)."""
     import torch
 
     from cvflow.data.readers.images import ImageIdFolder
@@ -170,37 +173,36 @@ def features(params: Params, root: Path) -> Path:
     cfg = params.task("kaggle_dogs")
     common = params.common
     device = resolve_device(common.device)
-    run = dict(batch_size=256, device=device,
-               precision=Precision.resolve(device, common.precision),
+    run = dict(batch_size=256, device=device, precision=Precision.resolve(device, common.precision),
                num_workers=resolve_workers(common.num_workers, device))
     backbone, identity = _backbone(params, root)
     train_tf, test_tf, flip_tf = _transforms(cfg)
-    labelled = _image_folder(params, root, "train_valid", test_tf)
+    labelled = _image_folder(params, root, "train_valid", train_tf)
+    valid = _image_folder(params, root, "valid", test_tf, labelled.classes)  # the same files: decoded once
     test = ImageIdFolder(prepared_dir(root) / "test" / "unknown", test_tf, cache=common.image_cache,
                          cache_max_bytes=common.image_cache_mb * 2**20)
     seed_everything(common.seed)
-    cache: dict = {"format": FEATURES_FORMAT, "config": _features_config(params, identity), "dim": backbone.dim,
-                   "classes": labelled.classes}
-    test_view, labels = extract_features(backbone, labelled, **run)
-    part = {"names": [p.name for p in labelled.paths], "labels": torch.tensor(labels, dtype=torch.long),
-            "test_view": test_view}
-    test_part: dict = {}
-    test_part["test_view"], test_part["ids"] = extract_features(backbone, test, **run)
-    if cfg.tta_flip:
-        labelled.transform = test.transform = flip_tf
-        part["flip_view"] = extract_features(backbone, labelled, **run)[0]
-        test_part["flip_view"] = extract_features(backbone, test, **run)[0]
-    labelled.transform = train_tf
     views = [extract_features(backbone, labelled, **run)[0] for _ in range(cfg.views)]
-    part["views"] = torch.stack(views, dim=1) if views else torch.empty(len(labels), 0, backbone.dim)
-    cache.update(train_valid=part, test={**test_part, "ids": [str(i) for i in test_part["ids"]]})
+    cache: dict = {
+        "format": FEATURES_FORMAT, "config": _features_config(params, identity), "dim": backbone.dim,
+        "classes": labelled.classes,
+        "labelled": {"names": [p.name for p in labelled.paths], "labels": labelled.targets,
+                     "views": torch.stack(views, dim=1) if views else torch.empty(len(labelled), 0, backbone.dim)},
+        "valid": {"names": [p.name for p in valid.paths], "labels": valid.targets},
+        "test": {"ids": [str(i) for i in test.ids]},
+    }
+    for part, dataset in (("valid", valid), ("test", test)):
+        cache[part]["test_view"] = extract_features(backbone, dataset, **run)[0]
+        if cfg.tta_flip:
+            dataset.transform = flip_tf
+            cache[part]["flip_view"] = extract_features(backbone, dataset, **run)[0]
     path = features_file(root)
     # through a file object, as save_model: the zip's inner folder is then named the same on every run
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         torch.save(cache, handle)
     info(f"features ({cfg.backbone.weights} backbone, {cfg.backbone.layer}, {backbone.dim} per image): "
-         f"{len(labels)} labelled images x ({cfg.views} augmented + {1 + cfg.tta_flip} test) views, "
-         f"{len(test)} test images x {1 + cfg.tta_flip} views -> {path}")
+         f"{len(labelled)} labelled images x {cfg.views} augmented views; {len(valid)} valid and {len(test)} test "
+         f"images x {1 + cfg.tta_flip} test views -> {path}")
     return path
 
 
@@ -225,17 +227,21 @@ def _load_features(params: Params, root: Path) -> dict:
     if differs:
         raise UserError(f"{path}: made with other {', '.join(differs)} than params.yaml; rerun "
                         "`cvflow features kaggle-dogs`")
+    valid = prepared_dir(root) / "valid"
+    names = sorted(p.name for p in valid.glob("*/*")) if valid.is_dir() else []
+    if names != sorted(cache["valid"]["names"]):
+        raise UserError(f"{path}: made from another valid split than {valid}; rerun `cvflow features kaggle-dogs`")
     return cache
 
 
 def _split(cache: dict, root: Path, split: str):
-    """Rows of the cached labelled images that form ``split`` (train, valid, train_valid), and their labels."""
+    """Rows of the cached labelled images that form ``split`` (train, train_valid), and their labels."""
     import torch
 
     from cvflow.data.readers.images import list_images
     from cvflow.errors import UserError
 
-    row_of = {name: i for i, name in enumerate(cache["train_valid"]["names"])}
+    row_of = {name: i for i, name in enumerate(cache["labelled"]["names"])}
     rows = []
     for breed in cache["classes"]:
         folder = prepared_dir(root) / split / breed
@@ -247,7 +253,7 @@ def _split(cache: dict, root: Path, split: str):
     if not rows:
         raise UserError(f"{prepared_dir(root) / split}: no images; run `cvflow prepare kaggle-dogs` first")
     rows = torch.tensor(rows, dtype=torch.long)
-    return rows, cache["train_valid"]["labels"][rows]
+    return rows, cache["labelled"]["labels"][rows]
 
 
 # ----------------------------------------------------------------------------- training, prediction
@@ -277,11 +283,8 @@ def train(params: Params, root: Path, variant: str) -> dict:
               "demo": cfg.demo.model_dump(mode="json")}
     if cfg.views:  # the head trains on the cached features: one of each image's views per epoch
         rows, labels = _split(cache, root, variant)
-        train_set = ViewFeatures(cache["train_valid"]["views"][rows], labels)
-        eval_set = None
-        if variant == "train":
-            valid_rows, valid_labels = _split(cache, root, "valid")
-            eval_set = TensorDataset(cache["train_valid"]["test_view"][valid_rows], valid_labels)
+        train_set = ViewFeatures(cache["labelled"]["views"][rows], labels)
+        eval_set = TensorDataset(cache["valid"]["test_view"], cache["valid"]["labels"]) if variant == "train" else None
         task = ClassificationTask()
         config["features_sha1"] = sha1sum(features_file(root))
     else:  # the book: the backbone runs on every freshly augmented batch, every epoch
@@ -300,21 +303,21 @@ def train(params: Params, root: Path, variant: str) -> dict:
         eval_set=eval_set, recipe=cfg.recipe, config=config, inputs={"kaggle-dogs-prepared": prepared_dir(root)},
         input_digests={"kaggle-dogs-prepared": dvc_digests(root, prepared).get(prepared, "")},
         classes=classes, tags={"stage": f"train-kaggle-dogs-{variant}", "variant": variant},
-        meta={"variant": variant, "views": cfg.views}, title=f"Kaggle dog breeds: {variant}", example=cache["train_valid"]["test_view"][:2]), params)
+        meta={"variant": variant, "views": cfg.views}, title=f"Kaggle dog breeds: {variant}", example=cache["valid"]["test_view"][:2]), params)
     if result.dist.is_main and "test_loss" in result.final:
         info(f"{variant}: valid log loss {result.final['test_loss']:.3f}, accuracy {result.final['test_acc']:.3f} "
              f"after {len(result.history)} epochs")
     return result.final
 
 
-def _probabilities(head, part: dict, rows=None, tta_flip: bool = False):
+def _probabilities(head, part: dict, tta_flip: bool = False):
     """Softmax of the head on the cached test view of ``part`` (and its mirror view, averaged, with TTA), float64."""
     import torch
 
     views = [part["test_view"]] + ([part["flip_view"]] if tta_flip else [])
     head.eval()
     with torch.inference_mode():
-        probs = [torch.softmax(head(v if rows is None else v[rows]).double(), dim=1) for v in views]
+        probs = [torch.softmax(head(view).double(), dim=1) for view in views]
     return torch.stack(probs).mean(dim=0)
 
 
@@ -355,8 +358,8 @@ def evaluate(params: Params, root: Path) -> dict:
     cache = _load_features(params, root)
     model_file = run_paths(root, "train").model
     head, data = load_model(model_file)
-    rows, labels = _split(cache, root, "valid")
-    probs = _probabilities(head, cache["train_valid"], rows, tta_flip=cfg.tta_flip)
+    labels = cache["valid"]["labels"]
+    probs = _probabilities(head, cache["valid"], tta_flip=cfg.tta_flip)
     breeds = len(data["classes"])
     results: dict = {"valid_log_loss": multiclass_log_loss(probs.numpy(), labels.numpy()),
                      "valid_acc": (probs.argmax(dim=1) == labels).double().mean().item(),

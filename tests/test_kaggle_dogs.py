@@ -115,20 +115,22 @@ def test_cached_features_equal_the_backbone_on_the_fly(dogs):
     task = BackboneTask(backbone=backbone)  # what training with views: 0 runs in every step
     _, test_tf, flip_tf = pipeline._transforms(params.task("kaggle_dogs"))
     valid = DecodedImageFolder(pipeline.prepared_dir(dogs) / "valid", cache["classes"], test_tf)
-    row_of = {name: i for i, name in enumerate(cache["train_valid"]["names"])}
-    rows = torch.tensor([row_of[p.name] for p in valid.paths])
+    assert cache["valid"]["names"] == [p.name for p in valid.paths]
+    assert torch.equal(cache["valid"]["labels"], valid.targets)
     on_the_fly = task._features(torch.stack([valid[i][0] for i in range(len(valid))]))
-    torch.testing.assert_close(cache["train_valid"]["test_view"][rows], on_the_fly, rtol=1e-5, atol=1e-5)
-    assert torch.equal(cache["train_valid"]["labels"][rows], valid.targets)
+    torch.testing.assert_close(cache["valid"]["test_view"], on_the_fly, rtol=1e-5, atol=1e-5)
     test = ImageIdFolder(pipeline.prepared_dir(dogs) / "test" / "unknown", flip_tf)
     assert cache["test"]["ids"] == [str(i) for i in test.ids]
     mirrored = task._features(torch.stack([test[i][0] for i in range(len(test))]))
     torch.testing.assert_close(cache["test"]["flip_view"], mirrored, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(cache["test"]["flip_view"], cache["test"]["test_view"])
-    # the augmented views: 2 per labelled image, each unlike the test view and the other
-    views = cache["train_valid"]["views"]
-    assert views.shape == (len(row_of), 2, 512)
-    assert not torch.allclose(views[:, 0], views[:, 1]) and not torch.allclose(views[:, 0], cache["train_valid"]["test_view"])
+    # the augmented views: 2 per labelled image, unlike each other and unlike the test view
+    views = cache["labelled"]["views"]
+    assert views.shape == (len(cache["labelled"]["names"]), 2, 512)
+    assert not torch.allclose(views[:, 0], views[:, 1])
+    row_of = {name: i for i, name in enumerate(cache["labelled"]["names"])}
+    rows = torch.tensor([row_of[name] for name in cache["valid"]["names"]])
+    assert not torch.allclose(views[rows, 0], cache["valid"]["test_view"])
 
 
 def test_feature_cache_is_reproducible_and_refused_when_stale(dogs, tmp_path):
@@ -293,7 +295,7 @@ def test_views_0_trains_the_head_on_the_fly_as_the_book(dogs, tmp_path, mlflow_u
     _write_params(project, views=0, tta_flip=False, recipe={"epochs": 1, "batch_size": 8})
     params = _params(project)
     pipeline.features(params, project)
-    assert _cache(project)["train_valid"]["views"].shape[1] == 0  # only the test view is cached
+    assert _cache(project)["labelled"]["views"].shape[1] == 0  # only valid and test views are cached
     final = pipeline.train(params, project, "train")
     assert set(final) >= {"train_loss", "train_acc", "test_loss", "test_acc"}
     data = read_model_file(pipeline.run_paths(project, "train").model)
