@@ -177,17 +177,20 @@ def features(params: Params, root: Path) -> Path:
                num_workers=resolve_workers(common.num_workers, device))
     backbone, identity = _backbone(params, root)
     train_tf, test_tf, flip_tf = _transforms(cfg)
-    labelled = _image_folder(params, root, "train_valid", train_tf)
-    valid = _image_folder(params, root, "valid", test_tf, labelled.classes)  # the same files: decoded once
+    seed_everything(common.seed)
+    if cfg.views:
+        labelled = _image_folder(params, root, "train_valid", train_tf)
+        classes, names, labels = labelled.classes, [p.name for p in labelled.paths], labelled.targets
+        views = torch.stack([extract_features(backbone, labelled, **run)[0] for _ in range(cfg.views)], dim=1)
+    else:  # the book's path: training reads the images themselves, only their names and labels are kept here
+        classes, names, labels = _labelled_files(root)
+        views = torch.empty(len(names), 0, backbone.dim)
+    valid = _image_folder(params, root, "valid", test_tf, classes)  # the same files as train_valid's: decoded once
     test = ImageIdFolder(prepared_dir(root) / "test" / "unknown", test_tf, cache=common.image_cache,
                          cache_max_bytes=common.image_cache_mb * 2**20)
-    seed_everything(common.seed)
-    views = [extract_features(backbone, labelled, **run)[0] for _ in range(cfg.views)]
     cache: dict = {
         "format": FEATURES_FORMAT, "config": _features_config(params, identity), "dim": backbone.dim,
-        "classes": labelled.classes,
-        "labelled": {"names": [p.name for p in labelled.paths], "labels": labelled.targets,
-                     "views": torch.stack(views, dim=1) if views else torch.empty(len(labelled), 0, backbone.dim)},
+        "classes": classes, "labelled": {"names": names, "labels": labels, "views": views},
         "valid": {"names": [p.name for p in valid.paths], "labels": valid.targets},
         "test": {"ids": [str(i) for i in test.ids]},
     }
@@ -201,9 +204,24 @@ def features(params: Params, root: Path) -> Path:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         torch.save(cache, handle)
     info(f"features ({cfg.backbone.weights} backbone, {cfg.backbone.layer}, {backbone.dim} per image): "
-         f"{len(labelled)} labelled images x {cfg.views} augmented views; {len(valid)} valid and {len(test)} test "
+         f"{len(names)} labelled images x {cfg.views} augmented views; {len(valid)} valid and {len(test)} test "
          f"images x {1 + cfg.tta_flip} test views -> {path}")
     return path
+
+
+def _labelled_files(root: Path):
+    """The classes, file names and labels of ``train_valid`` (as the image folder lists them), nothing decoded."""
+    import torch
+
+    from cvflow.data.readers.images import list_images
+    from cvflow.errors import UserError
+
+    folder = prepared_dir(root) / "train_valid"
+    if not folder.is_dir():
+        raise UserError(f"{folder}: missing; run `cvflow prepare kaggle-dogs` first")
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    files = [(p.name, k) for k, breed in enumerate(classes) for p in list_images(folder / breed)]
+    return classes, [name for name, _ in files], torch.tensor([k for _, k in files], dtype=torch.long)
 
 
 def _load_features(params: Params, root: Path) -> dict:

@@ -295,7 +295,10 @@ def test_views_0_trains_the_head_on_the_fly_as_the_book(dogs, tmp_path, mlflow_u
     _write_params(project, views=0, tta_flip=False, recipe={"epochs": 1, "batch_size": 8})
     params = _params(project)
     pipeline.features(params, project)
-    assert _cache(project)["labelled"]["views"].shape[1] == 0  # only valid and test views are cached
+    book, cached = _cache(project), _cache(dogs)
+    assert book["labelled"]["views"].shape[1] == 0  # only valid and test views are cached
+    assert book["labelled"]["names"] == cached["labelled"]["names"] and book["classes"] == cached["classes"]
+    assert torch.equal(book["labelled"]["labels"], cached["labelled"]["labels"])  # listed, not decoded
     final = pipeline.train(params, project, "train")
     assert set(final) >= {"train_loss", "train_acc", "test_loss", "test_acc"}
     data = read_model_file(pipeline.run_paths(project, "train").model)
