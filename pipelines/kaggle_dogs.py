@@ -1,5 +1,25 @@
-"""Kaggle dog breeds (book 13.14). So far: ``cvflow fetch kaggle-dogs`` and
-``cvflow prepare kaggle-dogs`` (the book's train / valid / train_valid / test split)."""
+"""Kaggle dog breeds (book 13.14): a frozen pretrained backbone, a small head, the probability submission.
+
+Stages (see ``dvc.yaml``)::
+
+    fetch kaggle-dogs       -> data/kaggle-dogs/{train,test}/<id>.jpg, labels.csv, sample_submission.csv
+    prepare kaggle-dogs     -> data/kaggle-dogs-prepared/{train,valid,train_valid}/<breed>/, test/unknown/
+    features kaggle-dogs    -> data/features/kaggle-dogs.pt: the frozen backbone's features, computed once per
+                               image and view (``views`` augmented views of each labelled image; the test
+                               transform's view, and its mirror image with ``tta_flip``, of each valid and
+                               test image)
+    train kaggle-dogs --variant train        (the head on train; valid for model selection)
+    train kaggle-dogs --variant train_valid  (the same recipe on train + valid, as the book retrains)
+    predict kaggle-dogs     -> data/submissions/kaggle-dogs.csv (the train_valid head's softmax per test image)
+    evaluate kaggle-dogs    -> metrics/kaggle-dogs.json (valid log loss, Kaggle's metric, and accuracy)
+    submit kaggle-dogs      -> the Kaggle API (by hand, never from dvc repro)
+
+The head trains on the cached features (``views: N``), or, with ``views: 0``, as the book does:
+every epoch runs the backbone on freshly augmented images. Valid and test images always take
+the test transform, which is deterministic, so their cached features are exactly what the
+backbone gives on the fly. The demo has no ImageNet; its backbone is the hot dog pipeline's
+``source`` model (a ResNet-18 pretrained there on generated food): ``backbone.weights``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +30,11 @@ from cvflow.params import Params
 
 COMPETITION = "dog-breed-identification"
 LABELS = "labels.csv"
+SAMPLE = "sample_submission.csv"
+EXPERIMENT = "kaggle-dogs"
+VARIANTS = ("train", "train_valid")
+SOURCE_MODEL = Path("data/models/hotdog/source.pt")  # backbone.weights: source (written by `cvflow pretrain hotdog`)
+FEATURES_FORMAT = 1
 
 
 def data_dir(root: Path) -> Path:
@@ -18,6 +43,25 @@ def data_dir(root: Path) -> Path:
 
 def prepared_dir(root: Path) -> Path:
     return root / "data" / "kaggle-dogs-prepared"
+
+
+def features_file(root: Path) -> Path:
+    return root / "data" / "features" / "kaggle-dogs.pt"
+
+
+def submission_file(root: Path) -> Path:
+    return root / "data" / "submissions" / "kaggle-dogs.csv"
+
+
+def metrics_file(root: Path) -> Path:
+    return root / "metrics" / "kaggle-dogs.json"
+
+
+def run_paths(root: Path, variant: str):
+    """Files of the run ``variant``: see :class:`cvflow.engine.run.RunPaths`."""
+    from cvflow.engine.run import RunPaths
+
+    return RunPaths(root, EXPERIMENT, variant)
 
 
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
@@ -45,3 +89,327 @@ def prepare(params: Params, root: Path) -> dict:
                           params.common.seed, test_dir=source / "test", mode=cfg.reorg)
     info(f"Kaggle dog breeds reorganised ({cfg.reorg}) at {prepared_dir(root)}")
     return counts
+
+
+# ----------------------------------------------------------------------------- the backbone and its features
+
+
+def _transforms(cfg):
+    """The book's 13.14 transform_train, transform_test, and transform_test mirrored (TTA), on uint8 tensors."""
+    import torch
+    from torchvision.transforms import v2
+
+    t = cfg.transforms
+    finish = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(t.mean), list(t.std))]
+    train = [v2.RandomResizedCrop(t.train_crop, scale=tuple(t.train_scale), ratio=tuple(t.train_ratio),
+                                  antialias=True)]
+    if t.hflip:
+        train.append(v2.RandomHorizontalFlip())
+    if t.jitter > 0:
+        train.append(v2.ColorJitter(brightness=t.jitter, contrast=t.jitter, saturation=t.jitter))
+    test = [v2.Resize(t.test_resize, antialias=True), v2.CenterCrop(t.test_crop)]
+    return (v2.Compose(train + finish), v2.Compose(test + finish),
+            v2.Compose(test + [v2.RandomHorizontalFlip(p=1.0)] + finish))
+
+
+def _backbone(params: Params, root: Path):
+    """The frozen feature extractor ``backbone.weights`` names, and what identifies it (for the cache)."""
+    from cvflow.errors import UserError
+    from cvflow.fileio import sha1sum
+    from cvflow.models.features import FrozenBackbone, imagenet_resnet34
+    from cvflow.models.files import load_model
+
+    cfg = params.task("kaggle_dogs")
+    setting = f"kaggle_dogs.{params.profile}.backbone.weights"
+    weights = cfg.backbone.weights
+    if weights == "imagenet":
+        net, identity = imagenet_resnet34(setting), {"weights": "imagenet", "arch": "resnet34",
+                                                     "enum": "ResNet34_Weights.IMAGENET1K_V1"}
+    else:
+        path = root / SOURCE_MODEL if weights == "source" else root / weights
+        if not path.exists():
+            hint = "run `cvflow pretrain hotdog` first" if weights == "source" else "give an existing cvflow model file"
+            raise UserError(f"{setting} = {weights}: {path} does not exist; {hint}")
+        net, data = load_model(path)
+        identity = {"weights": weights, "arch": data["arch"], "sha1": sha1sum(path)}
+    return FrozenBackbone(net, cfg.backbone.layer), identity
+
+
+def _features_config(params: Params, identity: dict) -> dict:
+    """What the cached features depend on: a cache made otherwise is refused."""
+    cfg = params.task("kaggle_dogs")
+    return {"backbone": identity, "layer": cfg.backbone.layer, "views": cfg.views, "tta_flip": cfg.tta_flip,
+            "transforms": cfg.transforms.model_dump(mode="json"), "seed": params.common.seed}
+
+
+def _image_folder(params: Params, root: Path, split: str, transform, classes=None):
+    from cvflow.data.readers.images import DecodedImageFolder
+    from cvflow.errors import UserError
+
+    cfg = params.task("kaggle_dogs")
+    if cfg.reorg != "link":
+        raise UserError(f"kaggle_dogs.{params.profile}.reorg = {cfg.reorg}: training reads the book's folders; "
+                        "set it to link and rerun `cvflow prepare kaggle-dogs`")
+    folder = prepared_dir(root) / split
+    if not folder.is_dir():
+        raise UserError(f"{folder}: missing; run `cvflow prepare kaggle-dogs` first")
+    common = params.common
+    return DecodedImageFolder(folder, classes, transform, "error", cache=common.image_cache,
+                              cache_max_bytes=common.image_cache_mb * 2**20)
+
+
+def features(params: Params, root: Path) -> Path:
+    """Run the frozen backbone once per image and view; write ``data/features/kaggle-dogs.pt``:
+    ``labelled`` (every train_valid image: name, label, ``views`` augmented views), ``valid`` and ``test``
+    (the test transform's view, and its mirror image with ``tta_flip``)."""
+    import torch
+
+    from cvflow.data.readers.images import ImageIdFolder
+    from cvflow.engine import Precision, resolve_device, seed_everything
+    from cvflow.engine.features import extract_features
+    from cvflow.engine.run import resolve_workers
+    from cvflow.fileio import atomic_path
+
+    cfg = params.task("kaggle_dogs")
+    common = params.common
+    device = resolve_device(common.device)
+    run = dict(batch_size=256, device=device, precision=Precision.resolve(device, common.precision),
+               num_workers=resolve_workers(common.num_workers, device))
+    backbone, identity = _backbone(params, root)
+    train_tf, test_tf, flip_tf = _transforms(cfg)
+    seed_everything(common.seed)
+    if cfg.views:
+        labelled = _image_folder(params, root, "train_valid", train_tf)
+        classes, names, labels = labelled.classes, [p.name for p in labelled.paths], labelled.targets
+        views = torch.stack([extract_features(backbone, labelled, **run)[0] for _ in range(cfg.views)], dim=1)
+    else:  # the book's path: training reads the images themselves, only their names and labels are kept here
+        classes, names, labels = _labelled_files(root)
+        views = torch.empty(len(names), 0, backbone.dim)
+    valid = _image_folder(params, root, "valid", test_tf, classes)  # the same files as train_valid's: decoded once
+    test = ImageIdFolder(prepared_dir(root) / "test" / "unknown", test_tf, cache=common.image_cache,
+                         cache_max_bytes=common.image_cache_mb * 2**20)
+    cache: dict = {
+        "format": FEATURES_FORMAT, "config": _features_config(params, identity), "dim": backbone.dim,
+        "classes": classes, "labelled": {"names": names, "labels": labels, "views": views},
+        "valid": {"names": [p.name for p in valid.paths], "labels": valid.targets},
+        "test": {"ids": [str(i) for i in test.ids]},
+    }
+    for part, dataset in (("valid", valid), ("test", test)):
+        cache[part]["test_view"] = extract_features(backbone, dataset, **run)[0]
+        if cfg.tta_flip:
+            dataset.transform = flip_tf
+            cache[part]["flip_view"] = extract_features(backbone, dataset, **run)[0]
+    path = features_file(root)
+    # through a file object, as save_model: the zip's inner folder is then named the same on every run
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(cache, handle)
+    info(f"features ({cfg.backbone.weights} backbone, {cfg.backbone.layer}, {backbone.dim} per image): "
+         f"{len(names)} labelled images x {cfg.views} augmented views; {len(valid)} valid and {len(test)} test "
+         f"images x {1 + cfg.tta_flip} test views -> {path}")
+    return path
+
+
+def _labelled_files(root: Path):
+    """The classes, file names and labels of ``train_valid`` (as the image folder lists them), nothing decoded."""
+    import torch
+
+    from cvflow.data.readers.images import list_images
+    from cvflow.errors import UserError
+
+    folder = prepared_dir(root) / "train_valid"
+    if not folder.is_dir():
+        raise UserError(f"{folder}: missing; run `cvflow prepare kaggle-dogs` first")
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    files = [(p.name, k) for k, breed in enumerate(classes) for p in list_images(folder / breed)]
+    return classes, [name for name, _ in files], torch.tensor([k for _, k in files], dtype=torch.long)
+
+
+def _load_features(params: Params, root: Path) -> dict:
+    """The cache, refused with one line when it was made with other settings or another backbone."""
+    import torch
+
+    from cvflow.errors import UserError
+
+    path = features_file(root)
+    if not path.exists():
+        raise UserError(f"{path}: missing; run `cvflow features kaggle-dogs` first")
+    try:
+        cache = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise UserError(f"{path}: unreadable ({type(exc).__name__}); rerun `cvflow features kaggle-dogs`") from None
+    if not isinstance(cache, dict) or cache.get("format") != FEATURES_FORMAT:
+        raise UserError(f"{path}: not a feature cache of format {FEATURES_FORMAT}; rerun `cvflow features kaggle-dogs`")
+    cached = cache["config"]
+    wanted = _features_config(params, cached["backbone"])  # the backbone itself is checked where it is loaded
+    differs = sorted(k for k in wanted if cached.get(k) != wanted[k])
+    if differs:
+        raise UserError(f"{path}: made with other {', '.join(differs)} than params.yaml; rerun "
+                        "`cvflow features kaggle-dogs`")
+    valid = prepared_dir(root) / "valid"
+    names = sorted(p.name for p in valid.glob("*/*")) if valid.is_dir() else []
+    if names != sorted(cache["valid"]["names"]):
+        raise UserError(f"{path}: made from another valid split than {valid}; rerun `cvflow features kaggle-dogs`")
+    return cache
+
+
+def _split(cache: dict, root: Path, split: str):
+    """Rows of the cached labelled images that form ``split`` (train, train_valid), and their labels."""
+    import torch
+
+    from cvflow.data.readers.images import list_images
+    from cvflow.errors import UserError
+
+    row_of = {name: i for i, name in enumerate(cache["labelled"]["names"])}
+    rows = []
+    for breed in cache["classes"]:
+        folder = prepared_dir(root) / split / breed
+        names = [p.name for p in list_images(folder)] if folder.is_dir() else []
+        unknown = [n for n in names if n not in row_of]
+        if unknown:
+            raise UserError(f"{folder / unknown[0]}: not in {features_file(root)}; rerun `cvflow features kaggle-dogs`")
+        rows += [row_of[n] for n in names]
+    if not rows:
+        raise UserError(f"{prepared_dir(root) / split}: no images; run `cvflow prepare kaggle-dogs` first")
+    rows = torch.tensor(rows, dtype=torch.long)
+    return rows, cache["labelled"]["labels"][rows]
+
+
+# ----------------------------------------------------------------------------- training, prediction
+
+
+def train(params: Params, root: Path, variant: str) -> dict:
+    """The book's 13.14 head training: ``train`` (valid for model selection) or ``train_valid`` (the final head)."""
+    from torch.utils.data import TensorDataset
+
+    from cvflow.engine import ClassificationTask
+    from cvflow.engine.features import BackboneTask, ViewFeatures
+    from cvflow.engine.run import RunSpec, train_run
+    from cvflow.errors import UserError
+    from cvflow.fileio import sha1sum
+    from cvflow.models.features import feature_head
+    from cvflow.pipelines.lineage import dvc_digests
+
+    if variant not in VARIANTS:
+        raise UserError(f"--variant {variant!r}: use one of {', '.join(VARIANTS)}")
+    cfg = params.task("kaggle_dogs")
+    cache = _load_features(params, root)
+    classes, dim = list(cache["classes"]), int(cache["dim"])
+    config = {"variant": variant, "recipe": cfg.recipe.model_dump(mode="json"), "seed": params.common.seed,
+              "hidden": cfg.hidden, "views": cfg.views, "backbone": cache["config"]["backbone"],
+              "layer": cfg.backbone.layer, "transforms": cfg.transforms.model_dump(mode="json"),
+              "valid_ratio": cfg.valid_ratio, "data": cfg.data.model_dump(mode="json"),
+              "demo": cfg.demo.model_dump(mode="json")}
+    if cfg.views:  # the head trains on the cached features: one of each image's views per epoch
+        rows, labels = _split(cache, root, variant)
+        train_set = ViewFeatures(cache["labelled"]["views"][rows], labels)
+        eval_set = TensorDataset(cache["valid"]["test_view"], cache["valid"]["labels"]) if variant == "train" else None
+        task = ClassificationTask()
+        config["features_sha1"] = sha1sum(features_file(root))
+    else:  # the book: the backbone runs on every freshly augmented batch, every epoch
+        backbone, identity = _backbone(params, root)
+        if identity != cache["config"]["backbone"]:
+            raise UserError(f"{features_file(root)}: made with another backbone; rerun `cvflow features kaggle-dogs`")
+        train_tf, test_tf, _ = _transforms(cfg)
+        train_set = _image_folder(params, root, variant, train_tf, classes)
+        eval_set = _image_folder(params, root, "valid", test_tf, classes) if variant == "train" else None
+        task = BackboneTask(backbone=backbone)
+    prepared = "data/kaggle-dogs-prepared"
+    result = train_run(RunSpec(
+        experiment=EXPERIMENT, name=variant, paths=run_paths(root, variant), arch="feature_head",
+        arch_kwargs={"in_features": dim, "num_classes": len(classes), "hidden": cfg.hidden},
+        build=lambda: feature_head(dim, len(classes), cfg.hidden), task=task, train_set=train_set,
+        eval_set=eval_set, recipe=cfg.recipe, config=config, inputs={"kaggle-dogs-prepared": prepared_dir(root)},
+        input_digests={"kaggle-dogs-prepared": dvc_digests(root, prepared).get(prepared, "")},
+        classes=classes, tags={"stage": f"train-kaggle-dogs-{variant}", "variant": variant},
+        meta={"variant": variant, "views": cfg.views}, title=f"Kaggle dog breeds: {variant}", example=cache["valid"]["test_view"][:2]), params)
+    if result.dist.is_main and "test_loss" in result.final:
+        info(f"{variant}: valid log loss {result.final['test_loss']:.3f}, accuracy {result.final['test_acc']:.3f} "
+             f"after {len(result.history)} epochs")
+    return result.final
+
+
+def _probabilities(head, part: dict, tta_flip: bool = False):
+    """Softmax of the head on the cached test view of ``part`` (and its mirror view, averaged, with TTA), float64."""
+    import torch
+
+    views = [part["test_view"]] + ([part["flip_view"]] if tta_flip else [])
+    head.eval()
+    with torch.inference_mode():
+        probs = [torch.softmax(head(view).double(), dim=1) for view in views]
+    return torch.stack(probs).mean(dim=0)
+
+
+def predict(params: Params, root: Path) -> Path:
+    """Every test image through the ``train_valid`` head: the checked submission file, logged to its run."""
+    from cvflow.data.readers.images import list_images
+    from cvflow.data.submissions import image_ids, write_dog_submission
+    from cvflow.fileio import sha1sum
+    from cvflow.models.files import load_model
+    from cvflow.tracking import find_run
+
+    cfg = params.task("kaggle_dogs")
+    cache = _load_features(params, root)
+    model_file = run_paths(root, "train_valid").model
+    head, data = load_model(model_file)
+    probs = _probabilities(head, cache["test"], tta_flip=cfg.tta_flip)
+    sample = data_dir(root) / SAMPLE
+    path = write_dog_submission(cache["test"]["ids"], probs.numpy(), list(data["classes"]),
+                                sample if sample.exists() else None, submission_file(root),
+                                expected_ids=image_ids(list_images(prepared_dir(root) / "test" / "unknown")))
+    tracker = find_run(root, EXPERIMENT, sha1sum(model_file))
+    if tracker is not None:
+        tracker.log_artifact(path, "submission")
+    info(f"submission: {probs.shape[0]} test images x {probs.shape[1]} breeds -> {path}")
+    return path
+
+
+def evaluate(params: Params, root: Path) -> dict:
+    """Valid log loss (Kaggle's metric, clipped) and accuracy of the ``train`` head, against guessing uniformly."""
+    import math
+
+    from cvflow.data.submissions import check_dog_submission, multiclass_log_loss
+    from cvflow.fileio import sha1sum, write_json
+    from cvflow.models.files import load_model
+    from cvflow.tracking import find_run
+
+    cfg = params.task("kaggle_dogs")
+    cache = _load_features(params, root)
+    model_file = run_paths(root, "train").model
+    head, data = load_model(model_file)
+    labels = cache["valid"]["labels"]
+    probs = _probabilities(head, cache["valid"], tta_flip=cfg.tta_flip)
+    breeds = len(data["classes"])
+    results: dict = {"valid_log_loss": multiclass_log_loss(probs.numpy(), labels.numpy()),
+                     "valid_acc": (probs.argmax(dim=1) == labels).double().mean().item(),
+                     "valid_images": len(labels), "breeds": breeds,
+                     "uniform_log_loss": math.log(breeds), "tta_flip": cfg.tta_flip}
+    submission = submission_file(root)
+    if submission.exists():
+        sample = data_dir(root) / SAMPLE
+        shape = check_dog_submission(submission, sample_submission=sample if sample.exists() else None)
+        results.update(submission_rows=shape["rows"], submission_breeds=shape["breeds"])
+    write_json(metrics_file(root), results)
+    tracker = find_run(root, EXPERIMENT, sha1sum(model_file))
+    if tracker is not None:
+        tracker.log_evaluation({k: v for k, v in results.items() if isinstance(v, float)},
+                               step=int(data["meta"].get("epochs", 0)))
+    info(f"Kaggle dog breeds: valid log loss {results['valid_log_loss']:.3f} (uniform guess "
+         f"{results['uniform_log_loss']:.3f}), accuracy {results['valid_acc']:.3f} on {len(labels)} images")
+    return results
+
+
+def submit(params: Params, root: Path, file: Path | None = None, message: str | None = None) -> dict:
+    """Send the submission (default ``data/submissions/kaggle-dogs.csv``) to Kaggle's ``dog-breed-identification``
+    after checking it; the default message names the git commit and the MLflow run of the head that made it."""
+    from cvflow.data.submissions import check_dog_submission
+    from cvflow.fileio import sha1sum
+    from cvflow.pipelines.kaggle_submit import submit as send
+    from cvflow.tracking import find_run
+
+    sample = data_dir(root) / SAMPLE
+    check_dog_submission(file if file is not None else submission_file(root),  # before any MLflow look-up
+                         sample_submission=sample if sample.exists() else None)
+    model_file = run_paths(root, "train_valid").model
+    run = find_run(root, EXPERIMENT, sha1sum(model_file)) if model_file.exists() else None
+    return send(params, root, COMPETITION, submission_file(root).relative_to(root), EXPERIMENT, file=file,
+                message=message, run_id=run.run_id if run else None)

@@ -15,6 +15,7 @@ from cvflow import __version__
 from cvflow.errors import UserError
 from cvflow.stages import evaluate, fetch, figures, predict, prepare, pretrain, submit, train
 from cvflow.stages import stylize as stylize_stage
+from cvflow.stages import features  # 13.14
 
 app = typer.Typer(
     name="cvflow",
@@ -33,6 +34,7 @@ app.add_typer(predict.app, name="predict")
 app.add_typer(figures.app, name="figures")
 app.add_typer(submit.app, name="submit")
 app.command("stylize")(stylize_stage.stylize)
+app.add_typer(features.app, name="features")
 
 
 def _version(value: bool) -> None:

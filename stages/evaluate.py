@@ -63,3 +63,15 @@ def kaggle_cifar10(
 
     params, root = load(params_file, overrides, **{"common.device": device})
     pipeline.evaluate(params, root, labels=labels)
+
+
+@app.command("kaggle-dogs")
+def kaggle_dogs(
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """metrics/kaggle-dogs.json: valid log loss (Kaggle's metric) and accuracy of the train head, and ln(breeds)."""
+    from cvflow.pipelines import kaggle_dogs as pipeline
+
+    params, root = load(params_file, overrides)
+    pipeline.evaluate(params, root)

@@ -35,3 +35,15 @@ def kaggle_cifar10(
 
     params, root = load(params_file, overrides, **{"common.device": device})
     pipeline.predict(params, root)
+
+
+@app.command("kaggle-dogs")
+def kaggle_dogs(
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """data/submissions/kaggle-dogs.csv: the train_valid head's softmax for every test image, checked."""
+    from cvflow.pipelines import kaggle_dogs as pipeline
+
+    params, root = load(params_file, overrides)
+    pipeline.predict(params, root)

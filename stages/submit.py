@@ -27,3 +27,19 @@ def kaggle_cifar10(
 
     params, root = load(params_file, overrides)
     pipeline.submit(params, root, file=file, message=message)
+
+
+@app.command("kaggle-dogs")
+def kaggle_dogs(
+    file: Optional[Path] = typer.Option(None, "--file", help="the CSV to send (default "
+                                        "data/submissions/kaggle-dogs.csv in the project folder)"),
+    message: Optional[str] = typer.Option(None, "--message", help="the submission's description (default: "
+                                          "the git commit and the MLflow run of the head)"),
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """Submit to Kaggle competition dog-breed-identification (13.14), after checking the file."""
+    from cvflow.pipelines import kaggle_dogs as pipeline
+
+    params, root = load(params_file, overrides)
+    pipeline.submit(params, root, file=file, message=message)

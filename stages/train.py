@@ -110,3 +110,24 @@ def kaggle_cifar10(
         "kaggle_cifar10.recipe.batch_size": batch_size, "common.device": device,
     })
     pipeline.train(params, root, variant.value)
+
+
+@app.command("kaggle-dogs")
+def kaggle_dogs(
+    variant: KaggleVariant = typer.Option(..., help="train: on train, valid for model selection; train_valid: "
+                                                     "the same recipe on all labelled images (the final head)"),
+    epochs: Optional[int] = typer.Option(None, help="override the recipe's epochs"),
+    lr: Optional[float] = typer.Option(None, help="override the recipe's learning rate"),
+    batch_size: Optional[int] = typer.Option(None, help="override the recipe's (global) batch size"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N | mps"),
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """The head on a frozen pretrained backbone's features, Kaggle's dog breeds (book 13.14)."""
+    from cvflow.pipelines import kaggle_dogs as pipeline
+
+    params, root = load(params_file, overrides, **{
+        "kaggle_dogs.recipe.epochs": epochs, "kaggle_dogs.recipe.optim.lr": lr,
+        "kaggle_dogs.recipe.batch_size": batch_size, "common.device": device,
+    })
+    pipeline.train(params, root, variant.value)

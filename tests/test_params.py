@@ -25,7 +25,8 @@ def test_repository_params_are_valid_for_both_profiles():
 
 
 #: The book's numbers (d2l 1.0.3, PyTorch edition), side by side with the params key that must hold them.
-#: train_batch_ch13 back-propagates l.sum() (13.1, 13.2, 13.11, 13.13, 13.14); TinySSD (13.7) l.mean().
+#: train_batch_ch13 back-propagates l.sum() (13.1, 13.2, 13.11, 13.13), so does 13.14's own train(); TinySSD
+#: (13.7) l.mean().
 BOOK = [
     # 13.2 fine-tuning: train_fine_tuning(finetune_net, 5e-5) / (scratch_net, 5e-4, param_group=False)
     ("hotdog.real.data.source", "d2l", "13.2 d2l.download_extract('hotdog')"),
@@ -118,6 +119,34 @@ BOOK = [
     ("style.real.optim.gamma", 0.8, "13.12 StepLR(trainer, lr_decay_epoch, 0.8)"),
     ("style.real.steps", 500, "13.12 num_epochs = 500"),
     ("style.real.scales", [(300, 450)], "13.12 image_shape = (300, 450)"),
+    # 13.14 Kaggle dog breeds (PyTorch edition)
+    ("kaggle_dogs.real.data.source", "kaggle", "13.14 the competition's files (dog-breed-identification)"),
+    ("kaggle_dogs.real.valid_ratio", 0.1, "13.14 valid_ratio = 0.1"),
+    ("kaggle_dogs.real.backbone.weights", "imagenet", "13.14 get_net(): torchvision.models.resnet34(pretrained=True)"),
+    ("kaggle_dogs.real.backbone.layer", "output", "13.14 finetune_net.features = the whole resnet34: its 1000 outputs"),
+    ("kaggle_dogs.real.hidden", 256, "13.14 output_new: Linear(1000, 256), ReLU, Linear(256, 120)"),
+    ("kaggle_dogs.real.views", 0, "13.14 train(): net(features) runs the frozen ResNet-34 on every batch"),
+    ("kaggle_dogs.real.tta_flip", False, "13.14 predicts the test transform's view alone"),
+    ("kaggle_dogs.real.transforms.train_crop", 224, "13.14 RandomResizedCrop(224, ...)"),
+    ("kaggle_dogs.real.transforms.train_scale", (0.08, 1.0), "13.14 RandomResizedCrop scale=(0.08, 1.0)"),
+    ("kaggle_dogs.real.transforms.train_ratio", (3 / 4, 4 / 3), "13.14 RandomResizedCrop ratio=(3.0/4.0, 4.0/3.0)"),
+    ("kaggle_dogs.real.transforms.hflip", True, "13.14 RandomHorizontalFlip()"),
+    ("kaggle_dogs.real.transforms.jitter", 0.4, "13.14 ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4)"),
+    ("kaggle_dogs.real.transforms.test_resize", 256, "13.14 transform_test: Resize(256)"),
+    ("kaggle_dogs.real.transforms.test_crop", 224, "13.14 transform_test: CenterCrop(224)"),
+    ("kaggle_dogs.real.transforms.mean", (0.485, 0.456, 0.406), "13.14 Normalize"),
+    ("kaggle_dogs.real.transforms.std", (0.229, 0.224, 0.225), "13.14 Normalize"),
+    ("kaggle_dogs.real.recipe.optim.name", "sgd", "13.14 torch.optim.SGD(..., momentum=0.9, weight_decay=wd)"),
+    ("kaggle_dogs.real.recipe.optim.lr", 1e-4, "13.14 lr = 1e-4"),
+    ("kaggle_dogs.real.recipe.optim.momentum", 0.9, "13.14 momentum=0.9"),
+    ("kaggle_dogs.real.recipe.optim.weight_decay", 1e-4, "13.14 wd = 1e-4"),
+    ("kaggle_dogs.real.recipe.optim.scheduler", "step", "13.14 lr_scheduler.StepLR(trainer, lr_period, lr_decay)"),
+    ("kaggle_dogs.real.recipe.optim.step_size", 2, "13.14 lr_period = 2"),
+    ("kaggle_dogs.real.recipe.optim.gamma", 0.9, "13.14 lr_decay = 0.9"),
+    ("kaggle_dogs.real.recipe.epochs", 10, "13.14 num_epochs = 10"),
+    ("kaggle_dogs.real.recipe.batch_size", 128, "13.14 batch_size = 128 (demo = False)"),
+    ("kaggle_dogs.real.recipe.loss_reduction", "sum", "13.14 train(): l = loss(output, labels).sum(); l.backward() "
+                                                      "(loss = nn.CrossEntropyLoss(reduction='none'))"),
 ]
 
 

@@ -118,6 +118,7 @@ class RunSpec:
     curve_label: str = "accuracy"
     title: str = ""
     input_digests: Mapping[str, str] = field(default_factory=dict)  # e.g. the DVC hash of an input folder
+    example: torch.Tensor | None = None   # the MLflow model's input example; None: two items of the data
 
 
 @dataclass
@@ -277,8 +278,9 @@ def train_run(spec: RunSpec, params: Any) -> RunResult:
                 tracker.set_tags({"model_sha1": sha1sum(paths.model)})
                 tracker.log_artifact(paths.curves, "plots")
                 tracker.log_artifact(paths.metrics, "metrics")
-                tracker.log_model(model, _example_batch(spec.eval_set or spec.train_set, spec.collate_fn),
-                                  spec.classes)
+                example = spec.example if spec.example is not None else \
+                    _example_batch(spec.eval_set or spec.train_set, spec.collate_fn)
+                tracker.log_model(model, example, spec.classes)
                 trainer.discard_checkpoint()
         return RunResult(model, history, final, run_id, dist)
     finally:

@@ -44,9 +44,16 @@ def _tinyssd(**kwargs: Any) -> nn.Module:
     return TinySSD(**kwargs)
 
 
+def _feature_head(**kwargs: Any) -> nn.Module:
+    from cvflow.models.features import feature_head
+
+    return feature_head(**kwargs)
+
+
 #: ``arch`` name -> what builds the network from ``arch_kwargs`` (its module imported on use).
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"resnet18": _resnet18, "resnet18_cifar": _resnet18_cifar,
                                                      "tinyssd": _tinyssd}
+ARCHITECTURES["feature_head"] = _feature_head  # 13.14: the head trained on a frozen backbone's features
 
 
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
