@@ -145,7 +145,7 @@ def draw_predictions(images, predictions, labels, path: Path, title: str = "") -
     from cvflow.segmentation import label2image
 
     rows = len(images)
-    fig, axes = plt.subplots(rows, 3, figsize=(9, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, 3, figsize=(9, 2.4 * rows + 1), squeeze=False, layout="constrained")
     shown: set[int] = set()
     for row, (image, pred, label) in enumerate(zip(images, predictions, labels)):
         for col, (picture, name) in enumerate(((image.permute(1, 2, 0), "image"), (label2image(pred), "prediction"),
@@ -161,8 +161,7 @@ def draw_predictions(images, predictions, labels, path: Path, title: str = "") -
                for c in sorted(shown) if c < len(VOC_CLASSES)]
     if 255 in shown:
         patches.append(mpatches.Patch(color=(224 / 255, 224 / 255, 192 / 255), label="boundary (255)"))
-    fig.legend(handles=patches, loc="lower center", ncol=min(6, len(patches)), fontsize=8,
-               bbox_to_anchor=(0.5, -0.02 * max(1, len(patches) // 6)))
+    fig.legend(handles=patches, loc="outside lower center", ncol=min(6, len(patches)), fontsize=8)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
