@@ -55,7 +55,8 @@ def figures(params: Params, root: Path) -> dict[str, Path]:
     out = upsample(img)
     in_shape, out_shape = tuple(img.permute(1, 2, 0).shape), tuple(out.permute(1, 2, 0).shape)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [1, 1]})
-    for ax, picture, name, shape in ((axes[0], img, "input image", in_shape), (axes[1], out, "output image", out_shape)):
+    panels = ((axes[0], img, "input image", in_shape), (axes[1], out, "output image", out_shape))
+    for ax, picture, name, shape in panels:
         ax.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy())
         ax.set_title(f"{name} shape: {shape}")
     fig.suptitle("transposed convolution, kernel 4, padding 1, stride 2, bilinear_kernel(3, 3, 4)")

@@ -14,7 +14,7 @@ from torchvision import tv_tensors
 
 from cvflow.data.readers.voc import IGNORE_INDEX, VOCSegDataset, voc_transforms
 from cvflow.data.twins.voc import generate_voc
-from cvflow.errors import ParamsError
+from cvflow.errors import DataError, ParamsError
 from cvflow.params import load_params
 from cvflow.segmentation import (
     FCN,
@@ -136,14 +136,14 @@ def test_fcn_is_the_books_net():
     assert body(torch.rand(1, 3, 320, 480)).shape == (1, 512, 10, 15)  # the book: 1/32 of 320x480
 
 
-@pytest.mark.parametrize("size", [(320, 480), (97, 131), (33, 65), (200, 37)])
+@pytest.mark.parametrize("size", [(320, 480), (97, 131), (33, 65)])
 def test_fcn_predicts_whole_images_of_any_size(size):
     torch.manual_seed(0)
     net = fcn_resnet18(21).eval()
-    x = torch.rand(2, 3, *size)
+    x = torch.rand(1, 3, *size)
     with torch.inference_mode():
         out = net(x)
-        assert out.shape == (2, 21, *size)
+        assert out.shape == (1, 21, *size)
         # the same as padding the image by hand (bottom and right) and cropping the logits: top-left aligned
         h, w = size
         padded = F.pad(x, (0, -w % 32, 0, -h % 32))
@@ -177,7 +177,7 @@ def test_crop_filter_keeps_exactly_the_images_at_least_the_crop(tmp_path):
     assert label.dtype == torch.long
     whole = VOCSegDataset(tmp_path, "train", None)  # no crop: every image, whole
     assert whole.ids == ids and whole[0][0].shape[1:] == whole[0][1].shape == (sizes[ids[0]][1], sizes[ids[0]][0])
-    with pytest.raises(Exception, match="no readable image"):
+    with pytest.raises(DataError, match="no readable image"):
         VOCSegDataset(tmp_path, "train", (512, 512))
 
 
@@ -224,12 +224,14 @@ def test_ignore_boundary_leaves_255_out_of_loss_and_accuracy():
     expected = F.cross_entropy(logits.permute(0, 2, 3, 1)[valid], labels[valid], reduction="none")
     per_image = [expected[valid[:i].sum():valid[:i + 1].sum()].mean() for i in range(len(labels))]
     assert torch.allclose(task.losses(logits, labels), torch.stack(per_image))
-    a, b = task.sums(logits, labels, task.losses(logits, labels)), task.sums(changed, labels, task.losses(changed, labels))
+    a = task.sums(logits, labels, task.losses(logits, labels))
+    b = task.sums(changed, labels, task.losses(changed, labels))
     assert all(torch.equal(a[k], b[k]) for k in a)  # accuracy and IoU counts: 255 pixels play no part
     assert int(a["pixels"]) == int(valid.sum())
     background = SegmentationTask(boundary="background").sums(logits, labels, task.losses(logits, labels))
     assert int(background["pixels"]) == labels.numel()  # the book counts every pixel
-    assert all(torch.equal(a[k], background[k]) for k in a if k[:3] in ("tp_", "tru", "pre"))  # IoU ignores 255 both ways
+    # the IoU counts ignore 255 under both rules
+    assert all(torch.equal(a[k], background[k]) for k in a if k.startswith(("tp_", "true_", "pred_")))
 
 
 @pytest.mark.parametrize("boundary", ["background", "ignore"])

@@ -11,6 +11,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from cvflow.errors import DataError
 from cvflow.fileio import sha1sum
 from cvflow.params import load_params
 from conftest import run_cvflow, shared
@@ -147,7 +148,7 @@ def test_upsampling_figure_doubles_the_photo(tmp_path):
     first = written["catdog_x2.png"].read_bytes()
     assert figures.figures(None, tmp_path)["catdog_x2.png"].read_bytes() == first  # reruns are byte-identical
     (photos / "catdog.jpg").unlink()
-    with pytest.raises(Exception, match="cvflow fetch photos"):
+    with pytest.raises(DataError, match="cvflow fetch photos"):
         figures.figures(None, tmp_path)
 
 
@@ -157,7 +158,7 @@ def test_real_voc_slice_trains_and_predicts(project):
     from cvflow.pipelines import voc
 
     slice_ = shared("voc-mini")
-    _write_params(project, {**TINY, "voc.demo.crop_size": [128, 160], "voc.demo.recipe.batch_size": 4,
+    _write_params(project, {**TINY, "voc.demo.crop_size": [96, 128], "voc.demo.recipe.batch_size": 6,
                             "voc.demo.recipe.epochs": 1})
     counts = voc.fetch(_params(project), project, source="local", path=slice_)
     assert counts == {"train": 11, "val": 6}

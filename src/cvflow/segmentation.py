@@ -205,7 +205,8 @@ def score_images(model: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Ten
                  device: torch.device | str = "cpu", precision=None, keep: int = 0
                  ) -> tuple[dict, list[torch.Tensor]]:
     """Predict every whole image of ``pairs`` (image float, normalised, (3, H, W), any size; label
-    (H, W), read one pair at a time) and score it with torchmetrics: mean IoU over the classes present (``MulticlassJaccardIndex``,
+    (H, W), read one pair at a time) and score it with torchmetrics: mean IoU over the classes present
+    (``MulticlassJaccardIndex``,
     ``average='macro'``, 255 ignored), per-class IoU, the book's pixel accuracy (255 per ``boundary``),
     and the same three for an all-background prediction. Returns ``(scores, predictions)``: the
     class maps of the first ``keep`` images (CPU, uint8) for pictures.

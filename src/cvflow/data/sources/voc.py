@@ -31,7 +31,8 @@ def fetch_voc(dest: str | Path, source: str = "demo", *, path: str | Path | None
 
     ``source``: ``d2l`` (hub file ``VOCtrainval_11-May-2012.tar``, SHA-1 checked, safely
     extracted), ``local`` (``path``: that tar, or a folder holding the layout) or ``demo``
-    (:func:`generate_voc`; ``size``: its ``((min width, max width), (min height, max height))``). Returns the image count of the train and val lists.
+    (:func:`generate_voc`; ``size``: its ``((min width, max width), (min height, max height))``).
+    Returns the image count of the train and val lists.
     """
     from cvflow.data.sources.materialize import fetch_dataset
     from cvflow.data.twins.voc import generate_voc
