@@ -75,3 +75,17 @@ def kaggle_dogs(
 
     params, root = load(params_file, overrides)
     pipeline.evaluate(params, root)
+
+
+@app.command("voc")
+def voc(
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N | mps"),
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """metrics/voc.json: mean and per-class IoU and pixel accuracy on whole val images (and the
+    all-background baseline); data/reports/voc/predictions.png."""
+    from cvflow.pipelines import voc as pipeline
+
+    params, root = load(params_file, overrides, **{"common.device": device})
+    pipeline.evaluate(params, root)

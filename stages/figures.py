@@ -41,3 +41,16 @@ def augmentation(
     params, root = load(params_file, overrides)
     for path in pipeline.figures(params, root).values():
         typer.echo(str(path))
+
+
+@app.command("upsampling")
+def upsampling(
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """Transposed convolution (13.11): the bilinear kernel doubles data/photos/catdog.jpg, data/reports/upsampling/."""
+    from cvflow.pipelines import upsampling_figures as pipeline
+
+    params, root = load(params_file, overrides)
+    for path in pipeline.figures(params, root).values():
+        typer.echo(str(path))

@@ -131,3 +131,22 @@ def kaggle_dogs(
         "kaggle_dogs.recipe.batch_size": batch_size, "common.device": device,
     })
     pipeline.train(params, root, variant.value)
+
+
+@app.command("voc")
+def voc(
+    epochs: Optional[int] = typer.Option(None, help="override the recipe's epochs"),
+    lr: Optional[float] = typer.Option(None, help="override the recipe's learning rate"),
+    batch_size: Optional[int] = typer.Option(None, help="override the recipe's (global) batch size"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N | mps"),
+    params_file: Path = ParamsOption,
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """The book's FCN on Pascal VOC2012 (book 13.11): random crops, ResNet-18 body, bilinear upsampling."""
+    from cvflow.pipelines import voc as pipeline
+
+    params, root = load(params_file, overrides, **{
+        "voc.recipe.epochs": epochs, "voc.recipe.optim.lr": lr, "voc.recipe.batch_size": batch_size,
+        "common.device": device,
+    })
+    pipeline.train(params, root)

@@ -147,6 +147,20 @@ BOOK = [
     ("kaggle_dogs.real.recipe.batch_size", 128, "13.14 batch_size = 128 (demo = False)"),
     ("kaggle_dogs.real.recipe.loss_reduction", "sum", "13.14 train(): l = loss(output, labels).sum(); l.backward() "
                                                       "(loss = nn.CrossEntropyLoss(reduction='none'))"),
+    # 13.9-13.11 the FCN on VOC2012 (PyTorch edition)
+    ("voc.real.data.source", "d2l", "13.9 d2l.download_extract('voc2012', 'VOCdevkit/VOC2012')"),
+    ("voc.real.crop_size", (320, 480), "13.11 batch_size, crop_size = 32, (320, 480)"),
+    ("voc.real.boundary", "background", "13.9 voc_label_indices: (224, 224, 192) is no VOC_COLORMAP entry -> 0"),
+    ("voc.real.weights", "imagenet", "13.11 torchvision.models.resnet18(pretrained=True)"),
+    ("voc.real.recipe.optim.name", "sgd", "13.11 torch.optim.SGD(net.parameters(), lr=lr, weight_decay=wd)"),
+    ("voc.real.recipe.optim.lr", 1e-3, "13.11 lr = 0.001"),
+    ("voc.real.recipe.optim.weight_decay", 1e-3, "13.11 wd = 1e-3"),
+    ("voc.real.recipe.optim.momentum", 0.0, "13.11 SGD without momentum"),
+    ("voc.real.recipe.optim.head_lr_mult", 1, "13.11 one lr for every layer"),
+    ("voc.real.recipe.optim.scheduler", "none", "13.11 no schedule"),
+    ("voc.real.recipe.epochs", 5, "13.11 num_epochs = 5"),
+    ("voc.real.recipe.batch_size", 32, "13.11 batch_size = 32"),
+    ("voc.real.recipe.loss_reduction", "sum", "13.11 train_ch13 -> train_batch_ch13: l.sum().backward()"),
 ]
 
 

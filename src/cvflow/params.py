@@ -503,6 +503,52 @@ class StyleProfile(Strict):
     def steps_per_scale(self) -> list[int]:
         return [self.steps] * len(self.scales) if isinstance(self.steps, int) else list(self.steps)
 
+class VocTwinSize(TwinSize):
+    """The generated VOC twin: image counts and the range of its image sizes."""
+
+    width: tuple[int, int] = Field((480, 500), description="smallest and largest image width, pixels")
+    height: tuple[int, int] = Field((320, 500), description="smallest and largest image height, pixels")
+
+    @field_validator("width", "height")
+    @classmethod
+    def _range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 16 <= value[0] <= value[1] <= 4096:
+            raise ValueError("must be [min, max] with 16 <= min <= max <= 4096")
+        return value
+
+
+class VocProfile(Strict):
+    """13.9-13.11 semantic segmentation: Pascal VOC2012 and the book's FCN."""
+
+    data: HubData
+    demo: VocTwinSize
+    crop_size: tuple[int, int] = Field(description=(
+        "(height, width) of the random crops trained on, both multiples of 32 (the FCN's stride); images "
+        "smaller are dropped, as the book does (the book: 320x480)"))
+    boundary: Literal["background", "ignore"] = Field(description=(
+        "the 255 band around objects in the loss and the pixel accuracy: background (class 0, as the book's "
+        "voc_label_indices maps it) | ignore (left out, as the field does); IoU always ignores it"))
+    weights: str = Field(description=(
+        "the ResNet-18 body's starting weights: imagenet (torchvision ResNet18_Weights.IMAGENET1K_V1) | source "
+        "(the hot dog pipeline's model pretrained on generated food, data/models/hotdog/source.pt) | none | PATH.pth"))
+    recipe: Recipe
+    grid_images: int = Field(6, ge=1, le=64, description="validation images drawn as image | prediction | truth")
+
+    @field_validator("crop_size")
+    @classmethod
+    def _crop(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) < 32 or value[0] % 32 or value[1] % 32:
+            raise ValueError("height and width must be multiples of 32 (the FCN's stride), e.g. [320, 480]")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: str) -> str:
+        if value in ("imagenet", "source", "none") or value.endswith((".pth", ".pt")):
+            return value
+        raise ValueError("must be imagenet, source, none or a path ending in .pth/.pt")
+
+
 def _profiles(model: type[BaseModel]) -> type[BaseModel]:
     """``{demo: model, real: model}``"""
     from pydantic import create_model
@@ -517,6 +563,7 @@ PhotosProfiles = _profiles(PhotosProfile)
 KaggleCifarProfiles = _profiles(KaggleCifarProfile)
 KaggleDogsProfiles = _profiles(KaggleDogsProfile)
 StyleProfiles = _profiles(StyleProfile)
+VocProfiles = _profiles(VocProfile)
 
 
 # --------------------------------------------------------------------------- the whole file
@@ -530,7 +577,7 @@ class Params(Strict):
     hotdog: HotdogProfiles
     photos: PhotosProfiles
     bananas: BananasProfiles
-    voc: DatasetProfiles
+    voc: VocProfiles
     cifar10: CifarProfiles
     kaggle_cifar10: KaggleCifarProfiles
     kaggle_dogs: KaggleDogsProfiles

@@ -56,6 +56,15 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"resnet18": _resnet18, "re
 ARCHITECTURES["feature_head"] = _feature_head  # 13.14: the head trained on a frozen backbone's features
 
 
+def _fcn_resnet18(**kwargs: Any) -> nn.Module:
+    from cvflow.models.fcn import fcn_resnet18
+
+    return fcn_resnet18(**kwargs)
+
+
+ARCHITECTURES["fcn_resnet18"] = _fcn_resnet18  # 13.11: the book's FCN on a ResNet-18 body
+
+
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
     """The network named ``arch`` (a key of :data:`ARCHITECTURES`) built with ``kwargs``."""
     if arch not in ARCHITECTURES:

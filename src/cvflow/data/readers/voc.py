@@ -195,10 +195,12 @@ def _decode_pair(paths: tuple[Path, Path]) -> tuple[torch.Tensor, torch.Tensor, 
     return torch.from_numpy(image).permute(2, 0, 1).contiguous(), torch.from_numpy(label), unknown
 
 
-def voc_transforms(crop_size: tuple[int, int] = (320, 480), normalize: bool = True) -> v2.Compose:
+def voc_transforms(crop_size: tuple[int, int] | None = (320, 480), normalize: bool = True) -> v2.Compose:
     """The book's pipeline on ``(tv_tensors.Image, tv_tensors.Mask)``: one random crop of both,
-    then the image as float in [0, 1] normalised with the ImageNet mean and std."""
-    steps: list[Any] = [v2.RandomCrop(tuple(crop_size)), v2.ToDtype(torch.float32, scale=True)]
+    then the image as float in [0, 1] normalised with the ImageNet mean and std.
+    ``crop_size=None``: no crop (whole images)."""
+    steps: list[Any] = [v2.RandomCrop(tuple(crop_size))] if crop_size is not None else []
+    steps.append(v2.ToDtype(torch.float32, scale=True))
     if normalize:
         steps.append(v2.Normalize(list(MEAN), list(STD)))
     return v2.Compose(steps)
@@ -209,12 +211,13 @@ class VOCSegDataset(Dataset):
 
     ``root``: the ``VOC2012`` folder or a folder above it. ``split``: a list name in
     ``ImageSets/Segmentation`` (``train``, ``val``, ``trainval``) or the book's ``is_train``
-    bool. Images smaller than ``crop_size`` (height, width) are dropped, as in the book.
+    bool. Images smaller than ``crop_size`` (height, width) are dropped, as in the book;
+    ``crop_size=None`` keeps every image, whole (the default transforms then do not crop).
     Items are ``(image float (3, h, w), label long (h, w))`` with 255 = ignore; ``transforms``
     (default :func:`voc_transforms`) gets ``(tv_tensors.Image uint8, tv_tensors.Mask)``.
     """
 
-    def __init__(self, root: str | Path, split: str | bool = "train", crop_size: tuple[int, int] = (320, 480),
+    def __init__(self, root: str | Path, split: str | bool = "train", crop_size: tuple[int, int] | None = (320, 480),
                  transforms: Callable | None = None, *, on_corrupt: str = "skip"):
         if isinstance(split, bool):
             split = "train" if split else "val"
@@ -225,7 +228,7 @@ class VOCSegDataset(Dataset):
             raise DataError(f"{root}: holds no VOCdevkit/VOC2012 with JPEGImages/ and ImageSets/Segmentation/; "
                             "run `cvflow fetch` first")
         self.root = voc
-        self.crop_size = (int(crop_size[0]), int(crop_size[1]))
+        self.crop_size = (int(crop_size[0]), int(crop_size[1])) if crop_size is not None else None
         ids = read_ids(voc, split)
         pairs = [(voc / "JPEGImages" / f"{i}.jpg", voc / "SegmentationClass" / f"{i}.png") for i in ids]
         with ThreadPoolExecutor(max_workers=min(8, len(pairs))) as pool:
@@ -242,7 +245,7 @@ class VOCSegDataset(Dataset):
         if odd:
             info(f"warning: {len(odd)} mask(s) hold colours outside the VOC colormap (set to 255, ignored): "
                  f"{', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''}")
-        ch, cw = self.crop_size
+        ch, cw = self.crop_size or (0, 0)
         self.ids, self.images, self.labels = [], [], []
         for i, r in zip(ids, results):
             if isinstance(r, str) or r[0].shape[1] < ch or r[0].shape[2] < cw:
