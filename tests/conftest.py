@@ -58,3 +58,21 @@ def run_cvflow(*args: str, cwd: Path, env: dict | None = None, timeout: float = 
     full_env = {**os.environ, **(env or {})}
     exe = shutil.which("cvflow", path=str(Path(sys.executable).parent)) or "cvflow"
     return subprocess.run([exe, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def git_copy(root: Path) -> dict:
+    """A git repository at ``root`` holding the working tree's tracked files (one commit), as a fresh
+    clone has them; returns the environment to run `dvc` and `cvflow` there (this venv's commands first,
+    the project's own MLflow store, a git identity for DVC's experiment commits)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the default store, inside the project
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
+    for name in filter(None, files.stdout.split("\0")):
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        subprocess.run(command, cwd=root, check=True, env=env, capture_output=True)
+    return env

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
-import pytest
 import typer
 import yaml
 

@@ -7,17 +7,14 @@ It runs before the full demo's e2e test (file order), so a broken stage shows in
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import git_copy
 
 pytestmark = pytest.mark.slow
 
@@ -32,17 +29,7 @@ def _outputs(stage: dict) -> list[str]:
 
 def test_smoke_runs_every_stage_and_writes_every_output(tmp_path):
     root = tmp_path / "cvflow"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
-    for name in filter(None, files.stdout.split("\0")):
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
-        subprocess.run(command, cwd=root, check=True, env=env)
+    env = git_copy(root)
 
     start = time.monotonic()
     run = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "-S", "common.smoke=true"], cwd=root,

@@ -7,13 +7,10 @@ folder, as `dvc remote add -d team /path` makes it; S3, GCS or SSH behave the sa
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-from conftest import REPO
+from conftest import git_copy
 
 #: A small stage with an upstream stage: fetch-photos -> figures-anchors.
 TARGET = "figures-anchors"
@@ -26,21 +23,11 @@ def _run(args, cwd, env):
 
 
 def test_pull_in_a_fresh_clone_restores_outputs_and_retrains_nothing(tmp_path):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("MLFLOW_TRACKING_URI", None)
     dvc = [sys.executable, "-m", "dvc"]
     origin, remote, clone = tmp_path / "origin", tmp_path / "remote", tmp_path / "clone"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
-    for name in filter(None, files.stdout.split("\0")):
-        if (REPO / name).is_file():
-            (origin / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, origin / name)
-    _run(["git", "init", "-q"], origin, env)
+    env = git_copy(origin)
     _run([*dvc, "remote", "add", "-d", "team", str(remote)], origin, env)
-    _run(["git", "add", "-A"], origin, env)
-    _run(["git", "commit", "-qm", "project with a team remote"], origin, env)
+    _run(["git", "commit", "-qam", "a team remote"], origin, env)
 
     _run([*dvc, "repro", TARGET], origin, env)
     pushed = _run([*dvc, "push", "--with-deps", TARGET], origin, env)
@@ -70,20 +57,9 @@ def test_a_queued_sweep_runs_each_point_and_tracks_it_in_the_project_store(tmp_p
 
     from mlflow.tracking import MlflowClient
 
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("MLFLOW_TRACKING_URI", None)
     dvc = [sys.executable, "-m", "dvc"]
     root = tmp_path / "project"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
-    for name in filter(None, files.stdout.split("\0")):
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    _run(["git", "init", "-q"], root, env)
-    _run(["git", "add", "-A"], root, env)
-    _run(["git", "commit", "-qm", "project"], root, env)
+    env = git_copy(root)
 
     _run([*dvc, "exp", "run", "--queue", "-S", "style.demo.steps=choice(4,8)", "stylize"], root, env)
     _run([*dvc, "exp", "run", "--run-all", "-j", "1"], root, env)  # what `dvc queue start` does, waited for

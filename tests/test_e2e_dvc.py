@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -22,7 +20,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO
+from conftest import git_copy
 
 pytestmark = pytest.mark.slow
 
@@ -35,18 +33,7 @@ def _run(args, cwd, env, timeout=1800):
 def demo_repo(tmp_path_factory):
     """A git clone of the working tree's tracked files, with `dvc repro` run once."""
     root = tmp_path_factory.mktemp("e2e") / "cvflow"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
-    for name in filter(None, files.stdout.split("\0")):
-        source = REPO / name
-        if source.is_file():
-            target = root / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the default store, inside the project
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
-        subprocess.run(command, cwd=root, check=True, env=env)
+    env = git_copy(root)
     dvc = [sys.executable, "-m", "dvc"]
     first = _run([*dvc, "repro"], root, env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from mlflow.tracking import MlflowClient
 
 from cvflow.tracking import ENV_URI, Tracker, find_run, flatten, tracking_uri

@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 STORE = Path(__file__).with_name("twins_sha256.json")
 
