@@ -12,7 +12,7 @@ import click
 import typer
 
 from cvflow import __version__
-from cvflow.errors import UserError
+from cvflow.errors import UserError, catch_interrupts
 from cvflow.stages import evaluate, fetch, figures, predict, prepare, pretrain, submit, train
 from cvflow.stages import stylize as stylize_stage
 from cvflow.stages import features  # 13.14
@@ -61,6 +61,7 @@ def _from_ctrl_c(error: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
+    catch_interrupts()
     try:
         app(args=argv, standalone_mode=True)
     except UserError as error:

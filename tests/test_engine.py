@@ -250,3 +250,28 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_ctrl_c_lost_in_a_garbage_collection_callback_still_stops_the_next_step():
+    """CPython drops an exception raised inside a weakref callback ("Exception ignored in"): a Ctrl-C
+    landing there (SQLAlchemy's, under MLflow) used to vanish and training went on to the end."""
+    import subprocess
+    import sys
+
+    code = """
+import os, signal, weakref
+from cvflow.errors import catch_interrupts, raise_if_interrupted
+catch_interrupts()
+class Thing: pass
+thing = Thing()
+ref = weakref.ref(thing, lambda r: os.kill(os.getpid(), signal.SIGINT))
+del thing                       # the callback runs; the Ctrl-C raised inside it is lost
+print("went on", flush=True)
+try:
+    raise_if_interrupted()      # what every training step calls
+except KeyboardInterrupt:
+    print("stopped", flush=True)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.stdout.split() == ["went", "on", "stopped"], run.stdout + run.stderr
+    assert "Traceback" not in run.stderr and "KeyboardInterrupt" not in run.stderr, run.stderr

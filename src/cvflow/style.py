@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from cvflow.console import info
+from cvflow.errors import raise_if_interrupted
 from cvflow.engine.checkpoint import load_checkpoint, save_checkpoint
 from cvflow.engine.trainer import _what_differs  # the training runs' wording: which fingerprint part differs
 from cvflow.errors import TrainingError
@@ -319,6 +320,7 @@ class StyleTransfer:
         pending: list[tuple[int, float, torch.Tensor]] = []
         started = time.perf_counter()
         for k in range(start, n):
+            raise_if_interrupted()
             lr = optimizer.param_groups[0]["lr"]
             if scheduler is None:  # L-BFGS re-evaluates the loss: the closure, the first value is this step's
                 record: list[torch.Tensor] = []

@@ -30,7 +30,7 @@ from cvflow.console import info, progress
 from cvflow.engine.checkpoint import load_checkpoint, save_checkpoint
 from cvflow.engine.optim import steps_per_batch
 from cvflow.engine.runtime import DistInfo, Precision, all_reduce_sum, barrier, rng_state, set_rng_state
-from cvflow.errors import TrainingError
+from cvflow.errors import TrainingError, raise_if_interrupted
 from cvflow.losses import reduce_loss
 
 CHECKPOINT_FORMAT = 1
@@ -260,6 +260,7 @@ class Trainer:
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         with progress(f"{self.description} epoch {epoch + 1}/{self.epochs}", total=len(loader), unit="batches") as bar:
             for step, batch in enumerate(loader):
+                raise_if_interrupted()
                 batch = move_to(batch, self.device, self.channels_last)
                 with self.precision.autocast():
                     loss, stats = self.task.train_step(self._net, batch)
@@ -291,6 +292,7 @@ class Trainer:
                 dist.broadcast(buffer, src=0)
         sums: dict[str, torch.Tensor] = {}
         for batch in loader:
+            raise_if_interrupted()
             batch = move_to(batch, self.device, self.channels_last)
             with self.precision.autocast():
                 stats = self.task.eval_step(self.model, batch)
