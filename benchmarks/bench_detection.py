@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from cvflow.detection import TinySSD, box_iou, multibox_detection, multibox_target, offset_boxes
+from cvflow.detection.boxes import box_iou, multibox_detection, multibox_target, offset_boxes
+from cvflow.detection.ssd import TinySSD
 
 BATCH = 32
 NUM_CLASSES = 2

@@ -43,12 +43,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     args = parser.parse_args()
 
-    from cvflow.params import load_params
+    from cvflow.pipelines import load_params
     from cvflow.pipelines import kaggle_dogs as pipeline
 
     params = load_params(ROOT / "params.yaml", [f"common.device={args.device}"])
-    if not (pipeline.prepared_dir(ROOT) / "train").is_dir() or not (ROOT / pipeline.SOURCE_MODEL).exists():
-        print(f"skipped: {pipeline.prepared_dir(ROOT)} or {ROOT / pipeline.SOURCE_MODEL} is missing; run "
+    if not (pipeline.competition().prepared_dir(ROOT) / "train").is_dir() or not (ROOT / pipeline.SOURCE_MODEL).exists():
+        print(f"skipped: {pipeline.competition().prepared_dir(ROOT)} or {ROOT / pipeline.SOURCE_MODEL} is missing; run "
               "`dvc repro prepare-kaggle-dogs pretrain-hotdog` first")
         return
 
@@ -56,8 +56,10 @@ def main() -> None:
     from torch.utils.data import TensorDataset
 
     from cvflow.data.submissions import multiclass_log_loss
-    from cvflow.engine import ClassificationTask, Precision, Trainer, build_optimizer, build_scheduler, make_loader
-    from cvflow.engine import resolve_device, seed_everything
+    from cvflow.engine.optim import build_optimizer, build_scheduler
+    from cvflow.engine.runtime import Precision
+    from cvflow.engine.trainer import ClassificationTask, Trainer, make_loader
+    from cvflow.engine.runtime import resolve_device, seed_everything
     from cvflow.engine.features import BackboneTask, ViewFeatures, extract_features
     from cvflow.models.features import feature_head
 

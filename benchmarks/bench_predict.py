@@ -63,7 +63,7 @@ def main() -> None:
     from torchvision.transforms import v2
 
     from cvflow.data.readers.images import ImageIdFolder, list_images
-    from cvflow.engine import Precision, resolve_device
+    from cvflow.engine.runtime import Precision, resolve_device
     from cvflow.engine.predict import predict_labels
 
     torch.manual_seed(0)

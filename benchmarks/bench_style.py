@@ -33,7 +33,7 @@ def _photos():
 
     folder = ROOT / PHOTOS
     if not (folder / "rainier.jpg").exists():
-        from cvflow.data.twins.photos import render_photo
+        from cvflow.twins.photos import render_photo
 
         folder = ROOT / "data" / "bench-photos"
         folder.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from cvflow.models.vgg import vgg19_features
-    from cvflow.params import load_params
+    from cvflow.pipelines import load_params
     from cvflow.style import StyleTransfer
 
     cfg = load_params(ROOT / "params.yaml").style.demo

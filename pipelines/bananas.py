@@ -5,7 +5,35 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
-from cvflow.params import Params
+from typing import Literal
+
+from pydantic import Field
+
+from cvflow.params import HubData, ParamsBase as Params, Recipe, Strict, TwinSize
+from cvflow.pipelines.task import Stage, Task, curves, fetch_stage, run_files
+
+
+# ----------------------------------------------------------------------------- params schema
+
+
+class BananasProfile(Strict):
+    """Banana detection with TinySSD (13.6-13.7)."""
+
+    data: HubData
+    demo: TwinSize
+    image_size: int = Field(256, ge=32, le=1024, description="training and evaluation resolution (the book: 256)")
+    recipe: Recipe
+    prior_prob: float | None = Field(None, gt=0, lt=1, description=(
+        "start every anchor as an object with this probability (RetinaNet's prior init of the class "
+        "biases; 0.01 is usual); null: PyTorch's default init, as the book"))
+    augment: bool = Field(True, description="flips and box-keeping random crops (transforms.v2, boxes move too)")
+    input_max: Literal[1, 255] = Field(1, description=(
+        "the range of the float images the network is fed: 1 for [0, 1]; 255 for 0-255, as the book feeds "
+        "them (its BananasDataset returns features.float())"))
+    nms_threshold: float = Field(0.5, gt=0, le=1, description="IoU above which NMS suppresses a box")
+    conf_threshold: float = Field(0.9, ge=0, le=1, description="boxes drawn in the predictions picture (the book: 0.9)")
+    grid_images: int = Field(8, ge=1, le=64, description="validation images drawn with their predicted boxes")
+
 
 # Each stage imports what it alone needs inside its function (see pipelines/hotdog.py).
 
@@ -17,7 +45,7 @@ def data_dir(root: Path) -> Path:
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
     from cvflow.data.sources.bananas import fetch_bananas
 
-    cfg = params.task("bananas")
+    cfg = TASK.cfg(params)
     return fetch_bananas(data_dir(root), source or cfg.data.source, path=path or cfg.data.path,
                          hub_url=params.common.hub_url, downloads=root / "data" / "downloads",
                          n_train=cfg.demo.train, n_val=cfg.demo.test, seed=cfg.demo.seed)
@@ -35,7 +63,7 @@ MAX_DETECTIONS = 100
 def run_paths(root: Path):
     """The training run's files: ``data/models/bananas/tinyssd.pt``, ``metrics/bananas/tinyssd{.json,_history.csv}``,
     ``data/reports/bananas/tinyssd_curves.png`` (see :class:`cvflow.engine.run.RunPaths`)."""
-    from cvflow.engine.run import RunPaths
+    from cvflow.engine.paths import RunPaths
 
     return RunPaths(root, EXPERIMENT, RUN)
 
@@ -76,21 +104,21 @@ def _val_set(cfg, root: Path):
 def train(params: Params, root: Path) -> dict:
     """Train TinySSD (book 13.7) as one tracked run: checkpoints, resume, DDP, MLflow."""
     from cvflow.data.readers.bananas import book_collate
-    from cvflow.detection import DetectionTask, TinySSD
+    from cvflow.detection.ssd import DetectionTask, tinyssd
     from cvflow.engine.run import RunSpec, train_run
     from cvflow.pipelines.lineage import dvc_digests
 
-    cfg = params.task("bananas")
+    cfg = TASK.cfg(params)
     config = {"recipe": cfg.recipe.model_dump(mode="json"), "augment": cfg.augment, "seed": params.common.seed,
               "image_size": cfg.image_size, "prior_prob": cfg.prior_prob, "input_max": cfg.input_max,
               "data": cfg.data.model_dump(mode="json"), "demo": cfg.demo.model_dump(mode="json")}
     result = train_run(RunSpec(
-        experiment=EXPERIMENT, name=RUN, paths=run_paths(root), arch="tinyssd", arch_kwargs={"num_classes": 1},
-        build=lambda: TinySSD(num_classes=1, prior_prob=cfg.prior_prob), task=DetectionTask(),
+        paths=run_paths(root),
+        build=lambda: tinyssd(num_classes=1, prior_prob=cfg.prior_prob), task=DetectionTask(),
         train_set=_train_set(cfg, root), eval_set=_val_set(cfg, root), recipe=cfg.recipe, config=config,
         inputs={"banana-detection": data_dir(root)},
         input_digests={"banana-detection": dvc_digests(root, DATA).get(DATA, "")},
-        classes=["banana"], collate_fn=book_collate, tags={"stage": "train-bananas"},
+        classes=["banana"], collate_fn=book_collate,
         meta={"input_max": cfg.input_max, "image_size": cfg.image_size},
         curve_metric="class_err", curve_label="anchor class error", title="TinySSD on bananas"), params)
     last = result.final
@@ -102,10 +130,11 @@ def train(params: Params, root: Path) -> dict:
 
 def _load_net(params: Params, root: Path):
     """The trained TinySSD on ``common.device`` (eval mode), its file's fields, precision and MLflow run."""
-    from cvflow.engine import Precision, resolve_device
+    from cvflow.engine.runtime import Precision, resolve_device
     from cvflow.errors import UserError
     from cvflow.fileio import sha1sum
     from cvflow.models.files import load_model
+    import cvflow.detection.ssd  # noqa: F401  (registers the architecture the model file names)
     from cvflow.tracking import find_run
 
     path = run_paths(root).model
@@ -121,7 +150,7 @@ def _detect(outputs, nms_threshold: float):
     """The book's predict on ``net(images)``: softmax, then multibox_detection -> (B, A, 6) rows."""
     import torch
 
-    from cvflow.detection import multibox_detection
+    from cvflow.detection.boxes import multibox_detection
 
     anchors, cls_preds, bbox_preds = outputs
     cls_probs = torch.softmax(cls_preds, dim=2).permute(0, 2, 1)
@@ -134,11 +163,11 @@ def evaluate(params: Params, root: Path) -> dict:
     from torchmetrics.detection import MeanAveragePrecision
 
     from cvflow.data.readers.bananas import book_collate
-    from cvflow.detection import DetectionTask
-    from cvflow.engine import make_loader, move_to
+    from cvflow.detection.ssd import DetectionTask
+    from cvflow.engine.trainer import make_loader, move_to
     from cvflow.fileio import write_json
 
-    cfg = params.task("bananas")
+    cfg = TASK.cfg(params)
     net, data, device, precision, tracker = _load_net(params, root)
     val_set = _val_set(cfg, root)
     loader = make_loader(val_set, 32, train=False, collate_fn=book_collate, pin_memory=device.type == "cuda")
@@ -188,7 +217,7 @@ def predict(params: Params, root: Path) -> Path:
     from cvflow.data.readers.bananas import book_collate
     from cvflow.fileio import atomic_path
 
-    cfg = params.task("bananas")
+    cfg = TASK.cfg(params)
     net, _, device, precision, tracker = _load_net(params, root)
     val_set = _val_set(cfg, root)
     count = min(cfg.grid_images, len(val_set))
@@ -216,3 +245,24 @@ def predict(params: Params, root: Path) -> Path:
         tracker.log_artifact(path, "plots")
     info(f"predictions (red: confidence >= {cfg.conf_threshold}; green: ground truth) at {path}")
     return path
+
+
+TASK: Task[BananasProfile] = Task(
+    name="bananas", module=__name__, profile=BananasProfile, title="13.6-13.7 TinySSD on bananas",
+    stages=(
+        fetch_stage(DATA, "demo | d2l | local", "Banana detection (13.6) into data/banana-detection/bananas_{train,val}/."),
+        Stage("train", "train", "TinySSD on the banana detection set (book 13.7).", recipe="recipe", deps=(DATA,),
+              params=("common.seed", "common.precision", "image_size", "recipe", "prior_prob", "augment", "input_max"),
+              **run_files(EXPERIMENT, RUN)),
+        Stage("evaluate", "evaluate", "metrics/bananas.json: mAP@0.5, mAP@[0.5:0.95], class error (and its "
+              "all-background baseline), bbox MAE.", deps=(DATA, "data/models/bananas/tinyssd.pt"),
+              params=("common.precision", "image_size", "input_max", "nms_threshold"),
+              metrics=("metrics/bananas.json",)),
+        Stage("predict", "predict", "data/reports/bananas/predictions.png: boxes above conf_threshold on "
+              "validation images.", deps=(DATA, "data/models/bananas/tinyssd.pt"),
+              params=("common.precision", "image_size", "input_max", "nms_threshold", "conf_threshold",
+                      "grid_images"), outs=("data/reports/bananas/predictions.png",)),
+    ),
+    charts={"bananas class error per epoch (validation; the baseline predicts background everywhere)": curves(
+        "metrics/bananas/tinyssd_history.csv", y=["test_class_err", "test_class_err_baseline"])},
+)

@@ -14,10 +14,39 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch.utils.data import Dataset
-
 from cvflow.console import info
-from cvflow.params import Params
+from typing import Literal, Union
+
+from pydantic import Field
+
+from cvflow.params import CifarNet, HubData, ParamsBase as Params, Recipe, Strict, TwinSize
+from cvflow.pipelines.task import Stage, Task, curves, fetch_stage, run_files
+
+
+# ----------------------------------------------------------------------------- params schema
+
+
+class CifarData(HubData):
+    source: Literal["demo", "torchvision", "local"]  # type: ignore[assignment]
+
+
+class CifarAugment(Strict):
+    """The train transforms of the ``augment`` run (13.1); the ``no-augment`` run uses none of them."""
+
+    hflip: bool = Field(True, description="RandomHorizontalFlip (the book's 13.1 train_augs)")
+    crop_padding: int = Field(0, ge=0, le=16, description="RandomCrop(32, padding=N) as well; 0: none (the book)")
+
+
+class CifarProfile(Strict):
+    """13.1 image augmentation: CIFAR-10, the book's ResNet-18 trained with and without augmentation."""
+
+    data: CifarData
+    demo: TwinSize
+    train_images: Union[int, None] = Field(None, ge=10, description="the first N training images; null: all")
+    net: CifarNet
+    augment: CifarAugment
+    recipe: Recipe
+
 
 # Each stage imports what it alone needs inside its function (see pipelines/hotdog.py).
 
@@ -30,7 +59,7 @@ def data_dir(root: Path) -> Path:
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
     from cvflow.data.sources.cifar import fetch_cifar10
 
-    cfg = params.task("cifar10")
+    cfg = TASK.cfg(params)
     source = source or cfg.data.source
     result = fetch_cifar10(data_dir(root), source, path=path or cfg.data.path, n_train=cfg.demo.train,
                            n_test=cfg.demo.test, seed=cfg.demo.seed)
@@ -46,26 +75,13 @@ VARIANTS = ("augment", "no-augment")
 
 def run_paths(root: Path, variant: str):
     """Files of the run ``variant``: see :class:`cvflow.engine.run.RunPaths`."""
-    from cvflow.engine.run import RunPaths
+    from cvflow.engine.paths import RunPaths
 
     return RunPaths(root, EXPERIMENT, variant)
 
 
 def metrics_file(root: Path) -> Path:
     return root / "metrics" / f"{EXPERIMENT}.json"
-
-
-class _Images(Dataset):
-    """uint8 CHW images held in memory (CIFAR-10's batches decode to one array) with a transform."""
-
-    def __init__(self, images, labels, transform):
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        return self.transform(self.images[index]), self.labels[index]
 
 
 def _transforms(cfg, augment: bool):
@@ -88,42 +104,36 @@ def _split(cfg, root: Path, train: bool, augment: bool):
     import torch
 
     from cvflow.data.readers.cifar import cifar10_dataset
+    from cvflow.data.readers.images import TensorImages
 
     data = cifar10_dataset(data_dir(root), train=train)
     count = cfg.train_images if train and cfg.train_images else len(data.targets)
     images = torch.from_numpy(data.data[:count]).permute(0, 3, 1, 2).contiguous()
     labels = torch.tensor(data.targets[:count], dtype=torch.long)
-    return _Images(images, labels, _transforms(cfg, augment and train))
+    return TensorImages(images, labels, _transforms(cfg, augment and train))
 
 
 def train(params: Params, root: Path, variant: str) -> dict:
     """The book's 13.1 experiment: the CIFAR ResNet-18 trained with (``augment``) or without
     (``no-augment``) augmentation, same seed, schedule and data, as one tracked run each."""
     from cvflow.data.readers.cifar import CIFAR10_CLASSES
-    from cvflow.engine import ClassificationTask
-    from cvflow.engine.run import RunSpec, train_run
-    from cvflow.errors import UserError
+    from cvflow.engine.trainer import ClassificationTask
+    from cvflow.engine.run import train_variant
     from cvflow.models.cifar import build_resnet18_cifar
     from cvflow.pipelines.lineage import dvc_digests
 
-    if variant not in VARIANTS:
-        raise UserError(f"--variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    cfg = params.task("cifar10")
+    cfg = TASK.cfg(params)
     augment = variant == "augment"
-    arch_kwargs = {"num_classes": len(CIFAR10_CLASSES), "width": cfg.net.width}
-    config = {"variant": variant, "recipe": cfg.recipe.model_dump(mode="json"), "seed": params.common.seed,
-              "net": cfg.net.model_dump(mode="json"), "augment": cfg.augment.model_dump(mode="json") if augment else None,
+    config = {"net": cfg.net.model_dump(mode="json"), "augment": cfg.augment.model_dump(mode="json") if augment else None,
               "train_images": cfg.train_images, "data": cfg.data.model_dump(mode="json"),
               "demo": cfg.demo.model_dump(mode="json")}
     data = "data/cifar10"
-    result = train_run(RunSpec(
-        experiment=EXPERIMENT, name=variant, paths=run_paths(root, variant), arch="resnet18_cifar",
-        arch_kwargs=arch_kwargs, build=lambda: build_resnet18_cifar(len(CIFAR10_CLASSES), cfg.net.width, cfg.net.init),
+    result = train_variant(
+        params, root, EXPERIMENT, variant, VARIANTS, recipe=cfg.recipe, data={"cifar10": data_dir(root)},
+        digests={"cifar10": dvc_digests(root, data).get(data, "")}, config=config,
+        build=lambda: build_resnet18_cifar(len(CIFAR10_CLASSES), cfg.net.width, cfg.net.init),
         task=ClassificationTask(), train_set=_split(cfg, root, True, augment), eval_set=_split(cfg, root, False, False),
-        recipe=cfg.recipe, config=config, inputs={"cifar10": data_dir(root)},
-        input_digests={"cifar10": dvc_digests(root, data).get(data, "")}, classes=CIFAR10_CLASSES,
-        tags={"stage": f"train-cifar10-{variant}", "variant": variant}, meta={"variant": variant},
-        title=f"CIFAR-10 ResNet-18, {variant}"), params)
+        classes=CIFAR10_CLASSES, title=f"CIFAR-10 ResNet-18, {variant}")
     if result.dist.is_main:
         info(f"{variant}: test accuracy {result.final['test_acc']:.3f} after {len(result.history)} epochs")
     return result.final
@@ -135,13 +145,15 @@ def evaluate(params: Params, root: Path) -> dict:
     import pandas as pd
     import torch
 
-    from cvflow.engine import Precision, make_loader, resolve_device
+    from cvflow.engine.runtime import Precision, resolve_device
+    from cvflow.engine.trainer import make_loader
     from cvflow.fileio import sha1sum, write_json
     from cvflow.models.files import load_model
+    import cvflow.models.cifar  # noqa: F401  (registers the architecture the model file names)
     from cvflow.plots import training_curves
     from cvflow.tracking import find_run
 
-    cfg = params.task("cifar10")
+    cfg = TASK.cfg(params)
     device = resolve_device(params.common.device)
     precision = Precision.resolve(device, params.common.precision)
     test_set = _split(cfg, root, False, False)
@@ -173,3 +185,26 @@ def evaluate(params: Params, root: Path) -> dict:
     info(f"CIFAR-10 test accuracy: augment {results['augment']['test_acc']:.3f}, "
          f"no-augment {results['no_augment']['test_acc']:.3f}")
     return results
+
+
+TASK: Task[CifarProfile] = Task(
+    name="cifar10", module=__name__, profile=CifarProfile, title="13.1 image augmentation",
+    stages=(
+        fetch_stage("data/cifar10", "demo | torchvision | local",
+                    "CIFAR-10 for augmentation (13.1) into data/cifar10/cifar-10-batches-py/.", params=("",)),
+        Stage("train", "train", "The CIFAR ResNet-18 with and without image augmentation (book 13.1).",
+              variants=VARIANTS, variant_help="augment: the book's train_augs (flip; the demo adds a padded crop); "
+              "no-augment: the same run without them", recipe="recipe", deps=("data/cifar10",),
+              params=("common.seed", "common.precision", "train_images", "net"),
+              variant_params={"augment": ("augment", "recipe"), "no-augment": ("recipe",)}, **run_files(EXPERIMENT)),
+        Stage("evaluate", "evaluate", "metrics/cifar10-augmentation.json: test accuracy with and without "
+              "augmentation, and the difference.",
+              deps=("data/cifar10", f"data/models/{EXPERIMENT}/augment.pt", f"data/models/{EXPERIMENT}/no-augment.pt",
+                    f"metrics/{EXPERIMENT}/augment_history.csv", f"metrics/{EXPERIMENT}/no-augment_history.csv",
+                    "data/reports/augmentation"),
+              params=("common.precision",), outs=(f"data/reports/{EXPERIMENT}/curves.png",),
+              metrics=(f"metrics/{EXPERIMENT}.json",)),
+    ),
+    charts={"CIFAR-10 test accuracy per epoch, with and without augmentation (13.1)": curves(
+        f"metrics/{EXPERIMENT}/augment_history.csv", f"metrics/{EXPERIMENT}/no-augment_history.csv", y="test_acc")},
+)

@@ -15,14 +15,72 @@ stand-in for ImageNet), ``none`` (random) or a ``PATH.pth`` of the user's.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-import torch
-from torch import nn
-from torch.utils.data import Dataset
+from pydantic import Field, field_validator, model_validator
 
 from cvflow.console import info
 from cvflow.errors import UserError
-from cvflow.params import Params
+from cvflow.params import HubData, ImageTransforms, ParamsBase as Params, Recipe, Strict, check_weights
+from cvflow.pipelines.task import Option, Stage, Task, curves, fetch_stage, run_files
+
+
+# ----------------------------------------------------------------------------- params schema
+
+
+class HotdogData(HubData):
+    source: Literal["demo", "d2l", "local"] = Field(
+        description="demo: generated offline; d2l: the book's data hub (hotdog.zip, SHA-1 checked); "
+        "local: a folder or archive you already have (path)"
+    )
+    on_corrupt: Literal["skip", "error"] = Field(
+        "skip", description="what to do with unreadable images: skip them (and list them) or stop"
+    )
+
+
+class HotdogDemo(Strict):
+    """Size of the generated hot dog twin (profile demo)."""
+
+    train_per_class: int = Field(150, ge=2, le=100_000)
+    test_per_class: int = Field(100, ge=2, le=100_000)
+    min_side: int = Field(64, ge=16, le=2048, description="shortest image side, pixels")
+    max_side: int = Field(160, ge=16, le=2048, description="longest image side, pixels")
+    seed: int = Field(2013, ge=0)
+
+    @model_validator(mode="after")
+    def _sides(self) -> "HotdogDemo":
+        if self.min_side > self.max_side:
+            raise ValueError(f"min_side ({self.min_side}) must not exceed max_side ({self.max_side})")
+        return self
+
+
+class Pretrain(Strict):
+    """The demo's source model: a ResNet-18 pretrained on a generated multi-class food set."""
+
+    images_per_class: int = Field(300, ge=2, le=100_000)
+    image_size: int = Field(64, ge=16, le=1024)
+    recipe: Recipe
+    seed: int = Field(1313, ge=0)
+
+
+class Hotdog(Strict):
+    data: HotdogData
+    demo: HotdogDemo = HotdogDemo()
+    transforms: ImageTransforms
+    weights: str = Field(
+        description="starting weights of the fine-tune run: imagenet (torchvision ResNet18_Weights.IMAGENET1K_V1) | "
+        "source (pretrained by the pipeline on generated data) | none | PATH.pth"
+    )
+    pretrain: Pretrain
+    finetune: Recipe
+    scratch: Recipe
+    grid_images: int = Field(16, ge=1, le=256, description="test images drawn with predicted and true labels")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: str) -> str:
+        return check_weights(value, ("imagenet", "source", "none"))
+
 
 # Each stage imports what it alone needs inside its function: `fetch hotdog` then depends on the
 # data code only, and training code changes leave the fetched data up to date (tests/test_dvc_deps.py).
@@ -35,7 +93,7 @@ SOURCE = "source"  # the run (and model file) the fine-tune starts from
 
 def run_paths(root: Path, name: str):
     """Files of the run ``name`` (source, finetune, scratch): see :class:`cvflow.engine.run.RunPaths`."""
-    from cvflow.engine.run import RunPaths
+    from cvflow.engine.paths import RunPaths
 
     return RunPaths(root, EXPERIMENT, name)
 
@@ -47,7 +105,7 @@ def metrics_file(root: Path) -> Path:
 def _image_sets(params: Params, root: Path):
     from cvflow.data.readers.images import classification_transforms
 
-    cfg = params.task("hotdog")
+    cfg = TASK.cfg(params)
     train_tf, test_tf = classification_transforms(cfg.transforms)
     return (_images(params, root / DATA / "train", train_tf), _images(params, root / DATA / "test", test_tf))
 
@@ -58,7 +116,7 @@ def _images(params: Params, folder: Path, transform):
     from cvflow.data.readers.images import DecodedImageFolder
 
     common = params.common
-    return DecodedImageFolder(folder, CLASSES, transform, params.task("hotdog").data.on_corrupt,
+    return DecodedImageFolder(folder, CLASSES, transform, TASK.cfg(params).data.on_corrupt,
                               cache=common.image_cache, cache_max_bytes=common.image_cache_mb * 2**20)
 
 
@@ -68,7 +126,7 @@ def _images(params: Params, folder: Path, transform):
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
     from cvflow.data.sources.hotdog import fetch_hotdog
 
-    cfg = params.task("hotdog")
+    cfg = TASK.cfg(params)
     source = source or cfg.data.source
     path = path or cfg.data.path
     if source == "local" and path is None:
@@ -77,30 +135,20 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
                         downloads=root / "data" / "downloads")
 
 
-class _TensorImages(Dataset):
-    """uint8 NHWC images in memory with a transform (the generated source set)."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform):
-        self.images, self.labels, self.transform = images.permute(0, 3, 1, 2).contiguous(), labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        return self.transform(self.images[index]), self.labels[index]
-
-
 def _source_run(params: Params, root: Path):
     """The demo's stand-in for ImageNet: a ResNet-18 trained on a generated 10-class food set."""
     import numpy as np
+    import torch
     from torchvision.transforms import v2
 
-    from cvflow.data.twins.food import FOOD_CLASSES, render_batch
-    from cvflow.engine import ClassificationTask
+    from cvflow.data.readers.images import TensorImages
+
+    from cvflow.twins.food import FOOD_CLASSES, render_batch
+    from cvflow.engine.trainer import ClassificationTask
     from cvflow.engine.run import RunSpec
     from cvflow.models.resnet import build_resnet18
 
-    cfg = params.task("hotdog")
+    cfg = TASK.cfg(params)
     pre = cfg.pretrain
     n = pre.images_per_class * len(FOOD_CLASSES)
     kinds = [FOOD_CLASSES[i % len(FOOD_CLASSES)] for i in range(n)]
@@ -114,30 +162,29 @@ def _source_run(params: Params, root: Path):
     train_tf = v2.Compose([v2.RandomResizedCrop(pre.image_size, scale=(0.6, 1.0), antialias=True),
                            v2.RandomHorizontalFlip(), *norm])
     return RunSpec(
-        experiment=EXPERIMENT, name=SOURCE, paths=run_paths(root, SOURCE),
-        arch="resnet18", arch_kwargs={"num_classes": len(FOOD_CLASSES)},
+        paths=run_paths(root, SOURCE),
         build=lambda: build_resnet18(len(FOOD_CLASSES)),
         task=ClassificationTask(),
-        train_set=_TensorImages(images[kept], labels[kept], train_tf),
-        eval_set=_TensorImages(images[held], labels[held], v2.Compose(norm)),
+        train_set=TensorImages(images[kept].permute(0, 3, 1, 2).contiguous(), labels[kept], train_tf),
+        eval_set=TensorImages(images[held].permute(0, 3, 1, 2).contiguous(), labels[held], v2.Compose(norm)),
         recipe=pre.recipe,
         config={"stage": "pretrain", "pretrain": pre.model_dump(mode="json"), "seed": params.common.seed,
                 "transforms": cfg.transforms.model_dump(mode="json")},
         inputs={},  # generated in memory from the seeds in config
-        classes=FOOD_CLASSES, tags={"stage": "pretrain-hotdog"}, meta={"origin": "source"},
+        classes=FOOD_CLASSES, meta={"origin": "source"},
         title="hot dog: source pretraining on generated food")
 
 
 def pretrain(params: Params, root: Path) -> Path:
     """Write the fine-tune's starting weights to ``data/models/hotdog/source.pt``, and what they are to
     ``metrics/hotdog/source.json`` (the source run's last epoch, or only the origin of given weights)."""
-    from cvflow.engine import seed_everything
+    from cvflow.engine.runtime import seed_everything
     from cvflow.engine.run import train_run
     from cvflow.fileio import write_json
     from cvflow.models.files import save_model
     from cvflow.models.resnet import IMAGENET_WEIGHTS, build_resnet18, imagenet_state_dict, load_backbone, read_state_dict
 
-    cfg = params.task("hotdog")
+    cfg = TASK.cfg(params)
     paths = run_paths(root, SOURCE)
     path = paths.model
     setting = f"hotdog.{params.profile}.weights"
@@ -149,18 +196,18 @@ def pretrain(params: Params, root: Path) -> Path:
     if cfg.weights == "imagenet":
         model = build_resnet18(1000)
         model.load_state_dict(imagenet_state_dict(setting))
-        save_model(path, model, "resnet18", {"num_classes": 1000}, IMAGENET_WEIGHTS.meta["categories"],
+        save_model(path, model, IMAGENET_WEIGHTS.meta["categories"],
                    {"origin": "imagenet"})
     elif cfg.weights == "none":
         seed_everything(params.common.seed)
-        save_model(path, build_resnet18(1000), "resnet18", {"num_classes": 1000}, [str(i) for i in range(1000)],
+        save_model(path, build_resnet18(1000), [str(i) for i in range(1000)],
                    {"origin": "none"})
     else:
         state = read_state_dict(Path(cfg.weights), setting)
         num = state["fc.weight"].shape[0] if "fc.weight" in state else 1000
         model = build_resnet18(num)
         load_backbone(model, state, f"{setting}: {cfg.weights}")
-        save_model(path, model, "resnet18", {"num_classes": num}, [str(i) for i in range(num)],
+        save_model(path, model, [str(i) for i in range(num)],
                    {"origin": Path(cfg.weights).name})
     origin = cfg.weights if cfg.weights in ("imagenet", "none") else Path(cfg.weights).name
     write_json(paths.metrics, {"origin": origin, "epoch": 0})  # given weights: nothing trained here
@@ -170,21 +217,21 @@ def pretrain(params: Params, root: Path) -> Path:
 
 def train(params: Params, root: Path, variant: str) -> dict:
     """Fine-tune the source model, or train from scratch (book 13.2), as one tracked run."""
+    from torch import nn
+
     from cvflow.data.readers.hotdog import CLASSES
-    from cvflow.engine import ClassificationTask, head_and_body
-    from cvflow.engine.run import RunSpec, train_run
+    from cvflow.engine.optim import head_and_body
+    from cvflow.engine.trainer import ClassificationTask
+    from cvflow.engine.run import train_variant
     from cvflow.fileio import sha1sum
     from cvflow.models.files import load_model
     from cvflow.models.resnet import build_resnet18, load_backbone, replace_head
     from cvflow.pipelines.lineage import dvc_digests
 
-    if variant not in VARIANTS:
-        raise UserError(f"--variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    cfg = params.task("hotdog")
-    recipe = getattr(cfg, variant)
+    cfg = TASK.cfg(params)
+    recipe = getattr(cfg, variant) if variant in VARIANTS else None  # train_variant refuses another
     source_file = run_paths(root, SOURCE).model
-    config = {"variant": variant, "recipe": recipe.model_dump(mode="json"), "seed": params.common.seed,
-              "transforms": cfg.transforms.model_dump(mode="json"), "data": cfg.data.model_dump(mode="json"),
+    config = {"transforms": cfg.transforms.model_dump(mode="json"), "data": cfg.data.model_dump(mode="json"),
               "demo": cfg.demo.model_dump(mode="json")}
     if variant == "finetune":
         if not source_file.exists():
@@ -206,34 +253,33 @@ def train(params: Params, root: Path, variant: str) -> dict:
 
         groups = None
     train_set, test_set = _image_sets(params, root)
-    result = train_run(RunSpec(
-        experiment=EXPERIMENT, name=variant, paths=run_paths(root, variant),
-        arch="resnet18", arch_kwargs={"num_classes": len(CLASSES)}, build=build, groups=groups,
-        task=ClassificationTask(), train_set=train_set, eval_set=test_set, recipe=recipe, config=config,
-        inputs={"hotdog": root / DATA}, input_digests={"hotdog": dvc_digests(root, DATA).get(DATA, "")},
-        classes=CLASSES, tags={"stage": f"train-hotdog-{variant}", "variant": variant},
-        meta={"variant": variant}, title=f"hot dog: {variant}"), params)
+    result = train_variant(
+        params, root, EXPERIMENT, variant, VARIANTS, recipe=recipe, data={"hotdog": root / DATA},
+        digests={"hotdog": dvc_digests(root, DATA).get(DATA, "")}, config=config, build=build, groups=groups,
+        task=ClassificationTask(), train_set=train_set, eval_set=test_set, classes=CLASSES, title=f"hot dog: {variant}")
     if result.dist.is_main:
         info(f"{variant}: test accuracy {result.final.get('test_acc', float('nan')):.3f} after "
              f"{len(result.history)} epochs")
     return result.final
 
 
-@torch.inference_mode()
 def evaluate(params: Params, root: Path) -> dict:
     """Test both models on ``common.device``; write ``metrics/hotdog.json`` and labelled prediction grids."""
     import pandas as pd
+    import torch
 
     from cvflow.data.readers.hotdog import CLASSES
     from cvflow.data.readers.images import classification_transforms
-    from cvflow.engine import Precision, make_loader, resolve_device, use_pin_memory
-    from cvflow.engine.run import resolve_workers
+    from cvflow.engine.runtime import Precision, resolve_device, use_pin_memory
+    from cvflow.engine.trainer import make_loader
+    from cvflow.engine.runtime import resolve_workers
     from cvflow.fileio import sha1sum, write_json
     from cvflow.models.files import load_model
+    import cvflow.models.resnet  # noqa: F401  (registers the architecture the model file names)
     from cvflow.plots import prediction_grid, training_curves
     from cvflow.tracking import find_run
 
-    cfg = params.task("hotdog")
+    cfg = TASK.cfg(params)
     device = resolve_device(params.common.device)
     precision = Precision.resolve(device, params.common.precision)
     _, test_tf = classification_transforms(cfg.transforms)
@@ -251,9 +297,10 @@ def evaluate(params: Params, root: Path) -> dict:
         model, data = load_model(model_file)
         model.to(device).eval()
         preds = []
-        for images, _ in loader:
-            with precision.autocast():
-                preds.append(model(images.to(device, non_blocking=True)).argmax(dim=1))
+        with torch.inference_mode():
+            for images, _ in loader:
+                with precision.autocast():
+                    preds.append(model(images.to(device, non_blocking=True)).argmax(dim=1))
         pred = torch.cat(preds).cpu()  # one host copy for the whole test set
         correct = pred == labels
         per_class_acc = {CLASSES[c]: correct[labels == c].float().mean().item() for c in range(len(CLASSES))}
@@ -275,3 +322,37 @@ def evaluate(params: Params, root: Path) -> dict:
     info(f"hot dog test accuracy: fine-tune {results['finetune']['test_acc']:.3f}, "
          f"scratch {results['scratch']['test_acc']:.3f}")
     return results
+
+
+# ----------------------------------------------------------------------------- the declaration
+
+TASK: Task[Hotdog] = Task(
+    name="hotdog", module=__name__, profile=Hotdog, title="13.2 fine-tuning",
+    stages=(
+        fetch_stage(DATA, "demo | d2l | local",
+                    "The hot dog set (book 13.2) into data/hotdog/{train,test}/{hotdog,not-hotdog}/."),
+        Stage("pretrain", "pretrain",
+              "data/models/hotdog/source.pt: the ResNet-18 that `train hotdog --variant finetune` starts from.",
+              options=(Option("weights", str, "imagenet | source | none | PATH.pth (default: the active profile's "
+                                              "weights)", key="weights"),),
+              params=("common.seed", "common.precision", "weights", "pretrain", "transforms.mean", "transforms.std"),
+              outs=("data/models/hotdog/source.pt",), metrics=("metrics/hotdog/source.json",)),
+        Stage("train", "train", "Fine-tune vs scratch on the hot dog set (book 13.2).", variants=VARIANTS,
+              variant_help="finetune: from the source model, new head at 10x lr; scratch: random init, one lr",
+              recipe="{variant}", deps=(DATA,), variant_deps={"finetune": ("data/models/hotdog/source.pt",)},
+              params=("common.seed", "common.precision", "transforms", "{variant}"), **run_files(EXPERIMENT)),
+        Stage("evaluate", "evaluate",
+              "metrics/hotdog.json: test accuracy of fine-tune and scratch, and their prediction grids.",
+              deps=(DATA, "data/models/hotdog/finetune.pt", "data/models/hotdog/scratch.pt",
+                    "metrics/hotdog/finetune_history.csv", "metrics/hotdog/scratch_history.csv"),
+              params=("common.precision", "transforms", "grid_images"),
+              outs=("data/reports/hotdog/curves.png", "data/reports/hotdog/finetune_predictions.png",
+                    "data/reports/hotdog/scratch_predictions.png"), metrics=("metrics/hotdog.json",)),
+    ),
+    charts={
+        "hotdog test accuracy per epoch": curves("metrics/hotdog/finetune_history.csv",
+                                                 "metrics/hotdog/scratch_history.csv", y="test_acc"),
+        "hotdog training loss per epoch": curves("metrics/hotdog/finetune_history.csv",
+                                                 "metrics/hotdog/scratch_history.csv", y="train_loss"),
+    },
+)

@@ -17,44 +17,68 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
-from cvflow.params import Params
+from pydantic import Field, field_validator
 
-COMPETITION = "cifar-10"
-LABELS = "trainLabels.csv"
-
-
-def data_dir(root: Path) -> Path:
-    return root / "data" / "kaggle-cifar10"
+from cvflow.params import CifarNet, KaggleProfile, ParamsBase as Params, Recipe, Strict
+from cvflow.pipelines.task import Option, Stage, Task, curves, fetch_stage, prepare_stage, run_files, submit_stage
 
 
-def prepared_dir(root: Path) -> Path:
-    return root / "data" / "kaggle-cifar10-prepared"
+# ----------------------------------------------------------------------------- params schema
+
+
+class KaggleCifarTransforms(Strict):
+    """The book's 13.13 transforms: Resize, a square RandomResizedCrop, flip, CIFAR-10 normalisation."""
+
+    resize: int = Field(40, ge=8, le=1024, description="Resize(r) before the crop (the book: 40)")
+    crop: int = Field(32, ge=8, le=1024, description="RandomResizedCrop size (the book: 32)")
+    crop_scale: tuple[float, float] = Field((0.64, 1.0), description="its area range (the book: 0.64-1, ratio 1)")
+    hflip: bool = True
+    mean: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
+    std: tuple[float, float, float] = (0.2023, 0.1994, 0.2010)
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _scale(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1] <= 1:
+            raise ValueError("must be two numbers with 0 < low <= high <= 1")
+        return value
+
+
+class KaggleCifarProfile(KaggleProfile):
+    """13.13: train on train (valid for selection), retrain on train_valid, predict test."""
+
+    net: CifarNet
+    transforms: KaggleCifarTransforms
+    recipe: Recipe
+
+
+
+
+
+
+def competition():
+    """Kaggle's ``cifar-10`` in this project: :class:`cvflow.competition.Competition` (its files, fetch, prepare,
+    prepared splits, submit)."""
+    from cvflow.competition import Competition
+
+    return Competition("cifar-10", "kaggle-cifar10", "trainLabels.csv", "kaggle_cifar10_tiny", "Kaggle CIFAR-10")
 
 
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
-    from cvflow.data.sources.kaggle import fetch_competition
-    from cvflow.data.twins.cifar import generate_kaggle_cifar10
+    from cvflow.twins.cifar import generate_kaggle_cifar10
 
-    cfg = params.task("kaggle_cifar10")
-    source = source or cfg.data.source
-    counts = fetch_competition(
-        data_dir(root), source, competition=COMPETITION, hub_key="kaggle_cifar10_tiny", labels_csv=LABELS,
-        generate=lambda folder: generate_kaggle_cifar10(folder, cfg.demo.train, cfg.demo.test, cfg.demo.seed),
-        path=path or cfg.data.path, hub_url=params.common.hub_url, downloads=root / "data" / "downloads",
-    )
-    info(f"Kaggle CIFAR-10 ({source}) at {data_dir(root)}: {counts}")
-    return counts
+    from cvflow.competition import fetch as fetch_files
+
+    cfg = TASK.cfg(params)
+    return fetch_files(competition(), root, source or cfg.data.source, path or cfg.data.path, params.common.hub_url,
+                       generate=lambda folder: generate_kaggle_cifar10(folder, cfg.demo.train, cfg.demo.test, cfg.demo.seed))
 
 
 def prepare(params: Params, root: Path) -> dict:
-    from cvflow.data.sources.kaggle_reorg import reorg_kaggle
+    from cvflow.competition import prepare as reorganise
 
-    cfg = params.task("kaggle_cifar10")
-    source = data_dir(root)
-    counts = reorg_kaggle(source / "train", source / LABELS, prepared_dir(root), cfg.valid_ratio,
-                          params.common.seed, test_dir=source / "test", mode=cfg.reorg)
-    info(f"Kaggle CIFAR-10 reorganised ({cfg.reorg}) at {prepared_dir(root)}")
-    return counts
+    cfg = TASK.cfg(params)
+    return reorganise(competition(), root, cfg.valid_ratio, params.common.seed, cfg.reorg)
 
 
 # ----------------------------------------------------------------------------- training, prediction
@@ -65,13 +89,10 @@ VARIANTS = ("train", "train_valid")
 
 def run_paths(root: Path, variant: str):
     """Files of the run ``variant``: see :class:`cvflow.engine.run.RunPaths`."""
-    from cvflow.engine.run import RunPaths
+    from cvflow.engine.paths import RunPaths
 
     return RunPaths(root, EXPERIMENT, variant)
 
-
-def submission_file(root: Path) -> Path:
-    return root / "data" / "submissions" / "kaggle-cifar10.csv"
 
 
 def metrics_file(root: Path) -> Path:
@@ -93,50 +114,38 @@ def _transforms(cfg):
 
 
 def _folder(params: Params, root: Path, split: str, transform, classes=None):
-    """A prepared split (``train``, ``valid``, ``train_valid``) as an image folder."""
-    from cvflow.data.readers.images import DecodedImageFolder
-    from cvflow.errors import UserError
+    """A prepared split (``train``, ``valid``, ``train_valid``) as an image folder, decoded once."""
+    from cvflow.competition import split as prepared_split
 
-    cfg = params.task("kaggle_cifar10")
-    if cfg.reorg != "link":
-        raise UserError(f"kaggle_cifar10.{params.profile}.reorg = {cfg.reorg}: training reads the book's folders; "
-                        "set it to link and rerun `cvflow prepare kaggle-cifar10`")
-    folder = prepared_dir(root) / split
-    if not folder.is_dir():
-        raise UserError(f"{folder}: missing; run `cvflow prepare kaggle-cifar10` first")
-    common = params.common
-    return DecodedImageFolder(folder, classes, transform, "error", cache=common.image_cache,
-                              cache_max_bytes=common.image_cache_mb * 2**20)
+    return prepared_split(competition(), root, split, transform, TASK.cfg(params).reorg, f"kaggle_cifar10.{params.profile}.reorg",
+                          params.common, classes)
 
 
 def train(params: Params, root: Path, variant: str) -> dict:
     """The book's 13.13 training: ``train`` (valid for model selection) or ``train_valid`` (the final model)."""
-    from cvflow.engine import ClassificationTask
-    from cvflow.engine.run import RunSpec, train_run
+    from cvflow.engine.trainer import ClassificationTask
+    from cvflow.engine.run import train_variant
     from cvflow.errors import UserError
     from cvflow.models.cifar import build_resnet18_cifar
     from cvflow.pipelines.lineage import dvc_digests
 
-    if variant not in VARIANTS:
+    if variant not in VARIANTS:  # before the folder named after it is looked for
         raise UserError(f"--variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    cfg = params.task("kaggle_cifar10")
+    cfg = TASK.cfg(params)
     train_tf, test_tf = _transforms(cfg)
     train_set = _folder(params, root, variant, train_tf)
     valid_set = _folder(params, root, "valid", test_tf, train_set.classes) if variant == "train" else None
-    arch_kwargs = {"num_classes": len(train_set.classes), "width": cfg.net.width}
-    config = {"variant": variant, "recipe": cfg.recipe.model_dump(mode="json"), "seed": params.common.seed,
-              "net": cfg.net.model_dump(mode="json"), "transforms": cfg.transforms.model_dump(mode="json"),
+    config = {"net": cfg.net.model_dump(mode="json"), "transforms": cfg.transforms.model_dump(mode="json"),
               "valid_ratio": cfg.valid_ratio, "data": cfg.data.model_dump(mode="json"),
               "demo": cfg.demo.model_dump(mode="json")}
     prepared = "data/kaggle-cifar10-prepared"
-    result = train_run(RunSpec(
-        experiment=EXPERIMENT, name=variant, paths=run_paths(root, variant), arch="resnet18_cifar",
-        arch_kwargs=arch_kwargs, build=lambda: build_resnet18_cifar(len(train_set.classes), cfg.net.width, cfg.net.init),
-        task=ClassificationTask(), train_set=train_set, eval_set=valid_set, recipe=cfg.recipe, config=config,
-        inputs={"kaggle-cifar10-prepared": prepared_dir(root)},
-        input_digests={"kaggle-cifar10-prepared": dvc_digests(root, prepared).get(prepared, "")},
-        classes=train_set.classes, tags={"stage": f"train-kaggle-cifar10-{variant}", "variant": variant},
-        meta={"variant": variant}, title=f"Kaggle CIFAR-10: {variant}"), params)
+    result = train_variant(
+        params, root, EXPERIMENT, variant, VARIANTS, recipe=cfg.recipe,
+        data={"kaggle-cifar10-prepared": competition().prepared_dir(root)},
+        digests={"kaggle-cifar10-prepared": dvc_digests(root, prepared).get(prepared, "")}, config=config,
+        build=lambda: build_resnet18_cifar(len(train_set.classes), cfg.net.width, cfg.net.init),
+        task=ClassificationTask(), train_set=train_set, eval_set=valid_set, classes=train_set.classes,
+        title=f"Kaggle CIFAR-10: {variant}")
     if result.dist.is_main and "test_acc" in result.final:
         info(f"{variant}: valid accuracy {result.final['test_acc']:.3f} after {len(result.history)} epochs")
     return result.final
@@ -146,25 +155,26 @@ def predict(params: Params, root: Path) -> Path:
     """Every test image through the ``train_valid`` model: the checked submission file, logged to its run."""
     from cvflow.data.readers.images import ImageIdFolder
     from cvflow.data.submissions import write_cifar10_submission
-    from cvflow.engine import Precision, resolve_device
+    from cvflow.engine.runtime import Precision, resolve_device
     from cvflow.engine.predict import predict_labels
-    from cvflow.engine.run import resolve_workers
+    from cvflow.engine.runtime import resolve_workers
     from cvflow.fileio import sha1sum
     from cvflow.models.files import load_model
+    import cvflow.models.cifar  # noqa: F401  (registers the architecture the model file names)
     from cvflow.tracking import find_run
 
-    cfg = params.task("kaggle_cifar10")
+    cfg = TASK.cfg(params)
     model_file = run_paths(root, "train_valid").model
     model, data = load_model(model_file)
     classes = list(data["classes"])
     device = resolve_device(params.common.device)
-    test = ImageIdFolder(prepared_dir(root) / "test" / "unknown", _transforms(cfg)[1],
+    test = ImageIdFolder(competition().prepared_dir(root) / "test" / "unknown", _transforms(cfg)[1],
                          cache=params.common.image_cache, cache_max_bytes=params.common.image_cache_mb * 2**20)
     ids, predicted = predict_labels(model, test, batch_size=cfg.recipe.batch_size, device=device,
                                     precision=Precision.resolve(device, params.common.precision),
                                     num_workers=resolve_workers(params.common.num_workers, device))
-    sample = data_dir(root) / "sampleSubmission.csv"
-    path = write_cifar10_submission(ids, [classes[int(i)] for i in predicted], submission_file(root),
+    sample = competition().data_dir(root) / "sampleSubmission.csv"
+    path = write_cifar10_submission(ids, [classes[int(i)] for i in predicted], competition().submission_file(root),
                                     classes=classes, expected_ids=test.ids,
                                     sample_submission=sample if sample.exists() else None)
     tracker = find_run(root, EXPERIMENT, sha1sum(model_file))
@@ -180,12 +190,14 @@ def evaluate(params: Params, root: Path, labels: Path | None = None) -> dict:
     import torch
 
     from cvflow.data.submissions import score_submission
-    from cvflow.engine import Precision, make_loader, resolve_device
+    from cvflow.engine.runtime import Precision, resolve_device
+    from cvflow.engine.trainer import make_loader
     from cvflow.fileio import sha1sum, write_json
     from cvflow.models.files import load_model
+    import cvflow.models.cifar  # noqa: F401  (registers the architecture the model file names)
     from cvflow.tracking import find_run
 
-    cfg = params.task("kaggle_cifar10")
+    cfg = TASK.cfg(params)
     model_file = run_paths(root, "train").model
     model, data = load_model(model_file)
     classes = list(data["classes"])
@@ -203,7 +215,7 @@ def evaluate(params: Params, root: Path, labels: Path | None = None) -> dict:
     results: dict = {"valid_acc": correct.float().mean().item(), "valid_images": len(valid),
                      "valid_acc_per_class": {c: correct[valid.targets == i].float().mean().item()
                                              for i, c in enumerate(classes) if (valid.targets == i).any()}}
-    submission = submission_file(root)
+    submission = competition().submission_file(root)
     results["submission_rows"] = sum(1 for _ in submission.open(encoding="utf-8")) - 1 if submission.exists() else 0
     if labels is not None:
         scored = score_submission(submission, labels, classes=classes)
@@ -221,15 +233,42 @@ def evaluate(params: Params, root: Path, labels: Path | None = None) -> dict:
 
 
 def submit(params: Params, root: Path, file: Path | None = None, message: str | None = None) -> dict:
-    """Send the submission (default ``data/submissions/kaggle-cifar10.csv``) to Kaggle's ``cifar-10``;
-    the default message names the git commit and the MLflow run of the model that made the file."""
+    """Send the submission (default ``data/submissions/kaggle-cifar10.csv``) to Kaggle's ``cifar-10`` after
+    checking it; the default message names the git commit and the MLflow run of the model that made the file."""
     from cvflow.data.sources.kaggle import check_submission_file
-    from cvflow.fileio import sha1sum
-    from cvflow.pipelines.kaggle_submit import submit as send
-    from cvflow.tracking import find_run
 
-    check_submission_file(file if file is not None else submission_file(root))  # before any MLflow look-up
-    model_file = run_paths(root, "train_valid").model
-    run = find_run(root, EXPERIMENT, sha1sum(model_file)) if model_file.exists() else None
-    return send(params, root, COMPETITION, submission_file(root).relative_to(root), EXPERIMENT, file=file,
-                message=message, run_id=run.run_id if run else None)
+    check_submission_file(file if file is not None else competition().submission_file(root))
+    from cvflow.competition import submit as send
+
+    return send(competition(), root, file, message, model_file=run_paths(root, "train_valid").model)
+
+
+TASK: Task[KaggleCifarProfile] = Task(
+    name="kaggle-cifar10", module=__name__, profile=KaggleCifarProfile, title="13.13 Kaggle CIFAR-10",
+    stages=(
+        fetch_stage("data/kaggle-cifar10", "demo | d2l | kaggle | local",
+                    "Kaggle CIFAR-10 (13.13) into data/kaggle-cifar10/ (train/, test/, trainLabels.csv)."),
+        prepare_stage("kaggle-cifar10"),
+        Stage("train", "train", "The CIFAR ResNet-18 on Kaggle's CIFAR-10 (book 13.13).", variants=VARIANTS,
+              variant_help="train: on train, valid for model selection; train_valid: the same recipe on all "
+              "labelled images (the final model)", recipe="recipe", deps=("data/kaggle-cifar10-prepared",),
+              params=("common.seed", "common.precision", "reorg", "net", "transforms", "recipe"),
+              **run_files(EXPERIMENT)),
+        Stage("predict", "predict", "data/submissions/kaggle-cifar10.csv: every test image through the "
+              "train_valid model, checked, id,label.",
+              deps=("data/kaggle-cifar10", "data/kaggle-cifar10-prepared", "data/models/kaggle-cifar10/train_valid.pt"),
+              params=("common.precision", "transforms", "recipe.batch_size"),
+              outs=("data/submissions/kaggle-cifar10.csv",)),
+        Stage("evaluate", "evaluate", "metrics/kaggle-cifar10.json: valid accuracy (and per class); with --labels "
+              "the submission's test accuracy.",
+              options=(Option("labels", Path, "id,label CSV of the test images: also score the submission",
+                              kwarg=True),),
+              deps=("data/kaggle-cifar10-prepared", "data/models/kaggle-cifar10/train.pt",
+                    "data/submissions/kaggle-cifar10.csv"),
+              params=("common.precision", "reorg", "transforms"), metrics=("metrics/kaggle-cifar10.json",)),
+        submit_stage("cifar-10 (13.13)", "data/submissions/kaggle-cifar10.csv",
+                     "the git commit and the newest finished MLflow run"),
+    ),
+    charts={"Kaggle CIFAR-10 training loss per epoch, train against train+valid (13.13)": curves(
+        f"metrics/{EXPERIMENT}/train_history.csv", f"metrics/{EXPERIMENT}/train_valid_history.csv", y="train_loss")},
+)

@@ -26,10 +26,84 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
-from cvflow.params import Params
+from typing import Literal
 
-COMPETITION = "dog-breed-identification"
-LABELS = "labels.csv"
+from pydantic import Field, field_validator, model_validator
+
+from cvflow.params import (IMAGENET_MEAN, IMAGENET_STD, KaggleProfile, ParamsBase as Params, Recipe, Strict,
+                           TwinSize, check_weights)
+from cvflow.pipelines.task import Stage, Task, fetch_stage, prepare_stage, run_files, submit_stage
+
+
+# ----------------------------------------------------------------------------- params schema
+
+
+class DogTwinSize(TwinSize):
+    breeds: int = Field(10, ge=2, le=120, description="the first N of the 120 real breed names")
+
+
+class DogTransforms(Strict):
+    """The book's 13.14 transforms: RandomResizedCrop (scale and ratio), flip, colour jitter; Resize + CenterCrop."""
+
+    train_crop: int = Field(224, ge=8, le=4096, description="RandomResizedCrop size (the book: 224)")
+    train_scale: tuple[float, float] = Field((0.08, 1.0), description="its area range (the book: 0.08-1)")
+    train_ratio: tuple[float, float] = Field((3 / 4, 4 / 3), description="its aspect-ratio range (the book: 3/4-4/3)")
+    hflip: bool = True
+    jitter: float = Field(0.4, ge=0, le=1, description="ColorJitter brightness = contrast = saturation (the book: 0.4)")
+    test_resize: int = Field(256, ge=8, le=4096, description="Resize(r): the shorter side to r (the book: 256)")
+    test_crop: int = Field(224, ge=8, le=4096, description="CenterCrop size (the book: 224)")
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @field_validator("train_scale", "train_ratio")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1]:
+            raise ValueError("must be two numbers with 0 < low <= high")
+        return value
+
+    @model_validator(mode="after")
+    def _fits(self) -> "DogTransforms":
+        if self.train_scale[1] > 1:
+            raise ValueError(f"train_scale ({self.train_scale[1]}) must not exceed 1")
+        if self.test_crop > self.test_resize:
+            raise ValueError(f"test_crop ({self.test_crop}) must not exceed test_resize ({self.test_resize})")
+        return self
+
+
+class DogBackbone(Strict):
+    """The frozen feature extractor of 13.14 and which of its layers gives the features."""
+
+    weights: str = Field(description=(
+        "imagenet: torchvision's ResNet-34 with ResNet34_Weights.IMAGENET1K_V1 (the book) | source: the hot dog "
+        "pipeline's data/models/hotdog/source.pt (the demo's offline stand-in) | PATH.pt: a cvflow model file"))
+    layer: Literal["output", "penultimate"] = Field("output", description=(
+        "output: the network's outputs are the features (the book's PyTorch code: ResNet-34's 1,000 ImageNet "
+        "scores) | penultimate: the input of its output layer (the book's text and MXNet code: net.features)"))
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: str) -> str:
+        return check_weights(value, ("imagenet", "source"), (".pt",))
+
+
+class KaggleDogsProfile(KaggleProfile):
+    """13.14: a frozen pretrained backbone, a small head trained on train (valid for selection), retrained on
+    train_valid, softmax probabilities for every test image."""
+
+    demo: DogTwinSize
+    backbone: DogBackbone
+    hidden: int = Field(256, ge=1, le=65_536, description="the head: Linear(features, hidden)-ReLU-Linear(hidden, "
+                        "breeds) (the book: 256)")
+    transforms: DogTransforms
+    views: int = Field(0, ge=0, le=1000, description=(
+        "0: the book's path, the backbone runs on freshly augmented images in every epoch | N: N augmented views "
+        "of each training image through the backbone once (features-kaggle-dogs), the head trains on those"))
+    tta_flip: bool = Field(False, description="average the softmax of each valid/test image and its mirror image "
+                           "(the book: off)")
+    recipe: Recipe
+
+
 SAMPLE = "sample_submission.csv"
 EXPERIMENT = "kaggle-dogs"
 VARIANTS = ("train", "train_valid")
@@ -37,20 +111,11 @@ SOURCE_MODEL = Path("data/models/hotdog/source.pt")  # backbone.weights: source 
 FEATURES_FORMAT = 1
 
 
-def data_dir(root: Path) -> Path:
-    return root / "data" / "kaggle-dogs"
-
-
-def prepared_dir(root: Path) -> Path:
-    return root / "data" / "kaggle-dogs-prepared"
 
 
 def features_file(root: Path) -> Path:
     return root / "data" / "features" / "kaggle-dogs.pt"
 
-
-def submission_file(root: Path) -> Path:
-    return root / "data" / "submissions" / "kaggle-dogs.csv"
 
 
 def metrics_file(root: Path) -> Path:
@@ -59,36 +124,35 @@ def metrics_file(root: Path) -> Path:
 
 def run_paths(root: Path, variant: str):
     """Files of the run ``variant``: see :class:`cvflow.engine.run.RunPaths`."""
-    from cvflow.engine.run import RunPaths
+    from cvflow.engine.paths import RunPaths
 
     return RunPaths(root, EXPERIMENT, variant)
 
 
-def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
-    from cvflow.data.sources.kaggle import fetch_competition
-    from cvflow.data.twins.dogs import DOG_BREEDS, generate_kaggle_dogs
+def competition():
+    """Kaggle's ``dog-breed-identification`` in this project: :class:`cvflow.competition.Competition` (its files, fetch, prepare,
+    prepared splits, submit)."""
+    from cvflow.competition import Competition
 
-    cfg = params.task("kaggle_dogs")
-    source = source or cfg.data.source
-    counts = fetch_competition(
-        data_dir(root), source, competition=COMPETITION, hub_key="dog_tiny", labels_csv=LABELS,
-        generate=lambda folder: generate_kaggle_dogs(folder, DOG_BREEDS[: cfg.demo.breeds], cfg.demo.train,
-                                                     cfg.demo.test, cfg.demo.seed),
-        path=path or cfg.data.path, hub_url=params.common.hub_url, downloads=root / "data" / "downloads",
-    )
-    info(f"Kaggle dog breeds ({source}) at {data_dir(root)}: {counts}")
-    return counts
+    return Competition("dog-breed-identification", "kaggle-dogs", "labels.csv", "dog_tiny", "Kaggle dog breeds")
+
+
+def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
+    from cvflow.twins.dogs import DOG_BREEDS, generate_kaggle_dogs
+
+    from cvflow.competition import fetch as fetch_files
+
+    cfg = TASK.cfg(params)
+    return fetch_files(competition(), root, source or cfg.data.source, path or cfg.data.path, params.common.hub_url,
+                       generate=lambda folder: generate_kaggle_dogs(
+                           folder, DOG_BREEDS[: cfg.demo.breeds], cfg.demo.train, cfg.demo.test, cfg.demo.seed))
 
 
 def prepare(params: Params, root: Path) -> dict:
-    from cvflow.data.sources.kaggle_reorg import reorg_kaggle
+    from cvflow.competition import prepare as reorganise
 
-    cfg = params.task("kaggle_dogs")
-    source = data_dir(root)
-    counts = reorg_kaggle(source / "train", source / LABELS, prepared_dir(root), cfg.valid_ratio,
-                          params.common.seed, test_dir=source / "test", mode=cfg.reorg)
-    info(f"Kaggle dog breeds reorganised ({cfg.reorg}) at {prepared_dir(root)}")
-    return counts
+    cfg = TASK.cfg(params)
+    return reorganise(competition(), root, cfg.valid_ratio, params.common.seed, cfg.reorg)
 
 
 # ----------------------------------------------------------------------------- the backbone and its features
@@ -118,8 +182,9 @@ def _backbone(params: Params, root: Path):
     from cvflow.fileio import sha1sum
     from cvflow.models.features import FrozenBackbone, imagenet_resnet34
     from cvflow.models.files import load_model
+    import cvflow.models.resnet  # noqa: F401  (registers the architecture the model file names)
 
-    cfg = params.task("kaggle_dogs")
+    cfg = TASK.cfg(params)
     setting = f"kaggle_dogs.{params.profile}.backbone.weights"
     weights = cfg.backbone.weights
     if weights == "imagenet":
@@ -137,25 +202,17 @@ def _backbone(params: Params, root: Path):
 
 def _features_config(params: Params, identity: dict) -> dict:
     """What the cached features depend on: a cache made otherwise is refused."""
-    cfg = params.task("kaggle_dogs")
+    cfg = TASK.cfg(params)
     return {"backbone": identity, "layer": cfg.backbone.layer, "views": cfg.views, "tta_flip": cfg.tta_flip,
             "transforms": cfg.transforms.model_dump(mode="json"), "seed": params.common.seed}
 
 
 def _image_folder(params: Params, root: Path, split: str, transform, classes=None):
-    from cvflow.data.readers.images import DecodedImageFolder
-    from cvflow.errors import UserError
+    """A prepared split (``train``, ``valid``, ``train_valid``) as an image folder, decoded once."""
+    from cvflow.competition import split as prepared_split
 
-    cfg = params.task("kaggle_dogs")
-    if cfg.reorg != "link":
-        raise UserError(f"kaggle_dogs.{params.profile}.reorg = {cfg.reorg}: training reads the book's folders; "
-                        "set it to link and rerun `cvflow prepare kaggle-dogs`")
-    folder = prepared_dir(root) / split
-    if not folder.is_dir():
-        raise UserError(f"{folder}: missing; run `cvflow prepare kaggle-dogs` first")
-    common = params.common
-    return DecodedImageFolder(folder, classes, transform, "error", cache=common.image_cache,
-                              cache_max_bytes=common.image_cache_mb * 2**20)
+    return prepared_split(competition(), root, split, transform, TASK.cfg(params).reorg, f"kaggle_dogs.{params.profile}.reorg",
+                          params.common, classes)
 
 
 def features(params: Params, root: Path) -> Path:
@@ -165,12 +222,12 @@ def features(params: Params, root: Path) -> Path:
     import torch
 
     from cvflow.data.readers.images import ImageIdFolder
-    from cvflow.engine import Precision, resolve_device, seed_everything
+    from cvflow.engine.runtime import Precision, resolve_device, seed_everything
     from cvflow.engine.features import extract_features
-    from cvflow.engine.run import resolve_workers
+    from cvflow.engine.runtime import resolve_workers
     from cvflow.fileio import atomic_path
 
-    cfg = params.task("kaggle_dogs")
+    cfg = TASK.cfg(params)
     common = params.common
     device = resolve_device(common.device)
     run = dict(batch_size=256, device=device, precision=Precision.resolve(device, common.precision),
@@ -186,7 +243,7 @@ def features(params: Params, root: Path) -> Path:
         classes, names, labels = _labelled_files(root)
         views = torch.empty(len(names), 0, backbone.dim)
     valid = _image_folder(params, root, "valid", test_tf, classes)  # the same files as train_valid's: decoded once
-    test = ImageIdFolder(prepared_dir(root) / "test" / "unknown", test_tf, cache=common.image_cache,
+    test = ImageIdFolder(competition().prepared_dir(root) / "test" / "unknown", test_tf, cache=common.image_cache,
                          cache_max_bytes=common.image_cache_mb * 2**20)
     cache: dict = {
         "format": FEATURES_FORMAT, "config": _features_config(params, identity), "dim": backbone.dim,
@@ -216,7 +273,7 @@ def _labelled_files(root: Path):
     from cvflow.data.readers.images import list_images
     from cvflow.errors import UserError
 
-    folder = prepared_dir(root) / "train_valid"
+    folder = competition().prepared_dir(root) / "train_valid"
     if not folder.is_dir():
         raise UserError(f"{folder}: missing; run `cvflow prepare kaggle-dogs` first")
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -245,7 +302,7 @@ def _load_features(params: Params, root: Path) -> dict:
     if differs:
         raise UserError(f"{path}: made with other {', '.join(differs)} than params.yaml; rerun "
                         "`cvflow features kaggle-dogs`")
-    valid = prepared_dir(root) / "valid"
+    valid = competition().prepared_dir(root) / "valid"
     names = sorted(p.name for p in valid.glob("*/*")) if valid.is_dir() else []
     if names != sorted(cache["valid"]["names"]):
         raise UserError(f"{path}: made from another valid split than {valid}; rerun `cvflow features kaggle-dogs`")
@@ -262,14 +319,14 @@ def _split(cache: dict, root: Path, split: str):
     row_of = {name: i for i, name in enumerate(cache["labelled"]["names"])}
     rows = []
     for breed in cache["classes"]:
-        folder = prepared_dir(root) / split / breed
+        folder = competition().prepared_dir(root) / split / breed
         names = [p.name for p in list_images(folder)] if folder.is_dir() else []
         unknown = [n for n in names if n not in row_of]
         if unknown:
             raise UserError(f"{folder / unknown[0]}: not in {features_file(root)}; rerun `cvflow features kaggle-dogs`")
         rows += [row_of[n] for n in names]
     if not rows:
-        raise UserError(f"{prepared_dir(root) / split}: no images; run `cvflow prepare kaggle-dogs` first")
+        raise UserError(f"{competition().prepared_dir(root) / split}: no images; run `cvflow prepare kaggle-dogs` first")
     rows = torch.tensor(rows, dtype=torch.long)
     return rows, cache["labelled"]["labels"][rows]
 
@@ -281,9 +338,9 @@ def train(params: Params, root: Path, variant: str) -> dict:
     """The book's 13.14 head training: ``train`` (valid for model selection) or ``train_valid`` (the final head)."""
     from torch.utils.data import TensorDataset
 
-    from cvflow.engine import ClassificationTask
+    from cvflow.engine.trainer import ClassificationTask
     from cvflow.engine.features import BackboneTask, ViewFeatures
-    from cvflow.engine.run import RunSpec, train_run
+    from cvflow.engine.run import train_variant
     from cvflow.errors import UserError
     from cvflow.fileio import sha1sum
     from cvflow.models.features import feature_head
@@ -291,11 +348,10 @@ def train(params: Params, root: Path, variant: str) -> dict:
 
     if variant not in VARIANTS:
         raise UserError(f"--variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    cfg = params.task("kaggle_dogs")
+    cfg = TASK.cfg(params)
     cache = _load_features(params, root)
     classes, dim = list(cache["classes"]), int(cache["dim"])
-    config = {"variant": variant, "recipe": cfg.recipe.model_dump(mode="json"), "seed": params.common.seed,
-              "hidden": cfg.hidden, "views": cfg.views, "backbone": cache["config"]["backbone"],
+    config = {"hidden": cfg.hidden, "views": cfg.views, "backbone": cache["config"]["backbone"],
               "layer": cfg.backbone.layer, "transforms": cfg.transforms.model_dump(mode="json"),
               "valid_ratio": cfg.valid_ratio, "data": cfg.data.model_dump(mode="json"),
               "demo": cfg.demo.model_dump(mode="json")}
@@ -314,14 +370,13 @@ def train(params: Params, root: Path, variant: str) -> dict:
         eval_set = _image_folder(params, root, "valid", test_tf, classes) if variant == "train" else None
         task = BackboneTask(backbone=backbone)
     prepared = "data/kaggle-dogs-prepared"
-    result = train_run(RunSpec(
-        experiment=EXPERIMENT, name=variant, paths=run_paths(root, variant), arch="feature_head",
-        arch_kwargs={"in_features": dim, "num_classes": len(classes), "hidden": cfg.hidden},
-        build=lambda: feature_head(dim, len(classes), cfg.hidden), task=task, train_set=train_set,
-        eval_set=eval_set, recipe=cfg.recipe, config=config, inputs={"kaggle-dogs-prepared": prepared_dir(root)},
-        input_digests={"kaggle-dogs-prepared": dvc_digests(root, prepared).get(prepared, "")},
-        classes=classes, tags={"stage": f"train-kaggle-dogs-{variant}", "variant": variant},
-        meta={"variant": variant, "views": cfg.views}, title=f"Kaggle dog breeds: {variant}", example=cache["valid"]["test_view"][:2]), params)
+    result = train_variant(
+        params, root, EXPERIMENT, variant, VARIANTS, recipe=cfg.recipe,
+        data={"kaggle-dogs-prepared": competition().prepared_dir(root)},
+        digests={"kaggle-dogs-prepared": dvc_digests(root, prepared).get(prepared, "")}, config=config,
+        meta={"views": cfg.views}, build=lambda: feature_head(dim, len(classes), cfg.hidden), task=task,
+        train_set=train_set, eval_set=eval_set, classes=classes, title=f"Kaggle dog breeds: {variant}",
+        example=cache["valid"]["test_view"][:2])
     if result.dist.is_main and "test_loss" in result.final:
         info(f"{variant}: valid log loss {result.final['test_loss']:.3f}, accuracy {result.final['test_acc']:.3f} "
              f"after {len(result.history)} epochs")
@@ -345,17 +400,18 @@ def predict(params: Params, root: Path) -> Path:
     from cvflow.data.submissions import image_ids, write_dog_submission
     from cvflow.fileio import sha1sum
     from cvflow.models.files import load_model
+    import cvflow.models.features  # noqa: F401  (registers the architecture the model file names)
     from cvflow.tracking import find_run
 
-    cfg = params.task("kaggle_dogs")
+    cfg = TASK.cfg(params)
     cache = _load_features(params, root)
     model_file = run_paths(root, "train_valid").model
     head, data = load_model(model_file)
     probs = _probabilities(head, cache["test"], tta_flip=cfg.tta_flip)
-    sample = data_dir(root) / SAMPLE
+    sample = competition().data_dir(root) / SAMPLE
     path = write_dog_submission(cache["test"]["ids"], probs.numpy(), list(data["classes"]),
-                                sample if sample.exists() else None, submission_file(root),
-                                expected_ids=image_ids(list_images(prepared_dir(root) / "test" / "unknown")))
+                                sample if sample.exists() else None, competition().submission_file(root),
+                                expected_ids=image_ids(list_images(competition().prepared_dir(root) / "test" / "unknown")))
     tracker = find_run(root, EXPERIMENT, sha1sum(model_file))
     if tracker is not None:
         tracker.log_artifact(path, "submission")
@@ -370,9 +426,10 @@ def evaluate(params: Params, root: Path) -> dict:
     from cvflow.data.submissions import check_dog_submission, multiclass_log_loss
     from cvflow.fileio import sha1sum, write_json
     from cvflow.models.files import load_model
+    import cvflow.models.features  # noqa: F401  (registers the architecture the model file names)
     from cvflow.tracking import find_run
 
-    cfg = params.task("kaggle_dogs")
+    cfg = TASK.cfg(params)
     cache = _load_features(params, root)
     model_file = run_paths(root, "train").model
     head, data = load_model(model_file)
@@ -383,9 +440,9 @@ def evaluate(params: Params, root: Path) -> dict:
                      "valid_acc": (probs.argmax(dim=1) == labels).double().mean().item(),
                      "valid_images": len(labels), "breeds": breeds,
                      "uniform_log_loss": math.log(breeds), "tta_flip": cfg.tta_flip}
-    submission = submission_file(root)
+    submission = competition().submission_file(root)
     if submission.exists():
-        sample = data_dir(root) / SAMPLE
+        sample = competition().data_dir(root) / SAMPLE
         shape = check_dog_submission(submission, sample_submission=sample if sample.exists() else None)
         results.update(submission_rows=shape["rows"], submission_breeds=shape["breeds"])
     write_json(metrics_file(root), results)
@@ -402,14 +459,46 @@ def submit(params: Params, root: Path, file: Path | None = None, message: str | 
     """Send the submission (default ``data/submissions/kaggle-dogs.csv``) to Kaggle's ``dog-breed-identification``
     after checking it; the default message names the git commit and the MLflow run of the head that made it."""
     from cvflow.data.submissions import check_dog_submission
-    from cvflow.fileio import sha1sum
-    from cvflow.pipelines.kaggle_submit import submit as send
-    from cvflow.tracking import find_run
 
-    sample = data_dir(root) / SAMPLE
-    check_dog_submission(file if file is not None else submission_file(root),  # before any MLflow look-up
+    sample = competition().data_dir(root) / SAMPLE
+    check_dog_submission(file if file is not None else competition().submission_file(root),
                          sample_submission=sample if sample.exists() else None)
-    model_file = run_paths(root, "train_valid").model
-    run = find_run(root, EXPERIMENT, sha1sum(model_file)) if model_file.exists() else None
-    return send(params, root, COMPETITION, submission_file(root).relative_to(root), EXPERIMENT, file=file,
-                message=message, run_id=run.run_id if run else None)
+    from cvflow.competition import submit as send
+
+    return send(competition(), root, file, message, model_file=run_paths(root, "train_valid").model)
+
+
+TASK: Task[KaggleDogsProfile] = Task(
+    name="kaggle-dogs", module=__name__, profile=KaggleDogsProfile, title="13.14 Kaggle dog breeds",
+    stages=(
+        fetch_stage("data/kaggle-dogs", "demo | d2l | kaggle | local",
+                    "Kaggle dog breeds (13.14) into data/kaggle-dogs/ (train/, test/, labels.csv)."),
+        prepare_stage("kaggle-dogs"),
+        Stage("features", "features", "data/features/kaggle-dogs.pt: `views` augmented views of each labelled image "
+              "and the test view of every image (and its mirror with tta_flip), through the frozen backbone "
+              "(book 13.14).", deps=("data/kaggle-dogs-prepared", str(SOURCE_MODEL)),
+              params=("common.seed", "common.precision", "reorg", "backbone", "transforms", "views", "tta_flip"),
+              outs=("data/features/kaggle-dogs.pt",)),
+        Stage("train", "train", "The head on a frozen pretrained backbone's features, Kaggle's dog breeds "
+              "(book 13.14).", variants=VARIANTS, variant_help="train: on train, valid for model selection; "
+              "train_valid: the same recipe on all labelled images (the final head)", recipe="recipe",
+              deps=("data/features/kaggle-dogs.pt", "data/kaggle-dogs-prepared", str(SOURCE_MODEL)),
+              params=("common.seed", "common.precision", "reorg", "backbone", "hidden", "transforms", "views",
+                      "recipe"), **run_files(EXPERIMENT)),
+        Stage("predict", "predict", "data/submissions/kaggle-dogs.csv: the train_valid head's softmax for every "
+              "test image, checked.", deps=("data/features/kaggle-dogs.pt", "data/kaggle-dogs",
+                                            "data/kaggle-dogs-prepared", "data/models/kaggle-dogs/train_valid.pt"),
+              params=("tta_flip",), outs=("data/submissions/kaggle-dogs.csv",)),
+        Stage("evaluate", "evaluate", "metrics/kaggle-dogs.json: valid log loss (Kaggle's metric) and accuracy of "
+              "the train head, and ln(breeds).",
+              deps=("data/features/kaggle-dogs.pt", "data/kaggle-dogs", "data/kaggle-dogs-prepared",
+                    "data/models/kaggle-dogs/train.pt", "data/submissions/kaggle-dogs.csv"),
+              params=("tta_flip",), metrics=("metrics/kaggle-dogs.json",)),
+        submit_stage("dog-breed-identification (13.14)", "data/submissions/kaggle-dogs.csv",
+                     "the git commit and the MLflow run of the head"),
+    ),
+    charts={"Kaggle dog breeds loss per epoch, train and valid (13.14; valid loss = Kaggle's log loss unclipped)": {
+        "template": "linear", "x": "epoch",
+        "y": {f"metrics/{EXPERIMENT}/train_history.csv": ["train_loss", "test_loss"],
+              f"metrics/{EXPERIMENT}/train_valid_history.csv": "train_loss"}}},
+)

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
 from cvflow.console import info
-from cvflow.data.sources.photos import fetch_photos
-from cvflow.data.sources.materialize import link_tree, materialize
-from cvflow.params import Params
+from cvflow.params import HubData, ParamsBase as Params, Strict
+from cvflow.pipelines.task import Task, fetch_stage
+
+
+class PhotosProfile(Strict):
+    data: HubData
+    seed: int = Field(0, ge=0, description="seed of the generated stand-ins (source: demo)")
 
 
 def data_dir(root: Path) -> Path:
@@ -16,7 +22,10 @@ def data_dir(root: Path) -> Path:
 
 
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
-    cfg = params.task("photos")
+    from cvflow.data.sources.materialize import link_tree, materialize
+    from cvflow.data.sources.photos import fetch_photos
+
+    cfg = TASK.cfg(params)
     source = source or cfg.data.source
     downloads = root / "data" / "downloads" / "photos"
 
@@ -31,3 +40,11 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
     files = materialize(data_dir(root), build, lambda folder: sorted(p.name for p in folder.glob("*.jpg")))
     info(f"photos ({source}) at {data_dir(root)}: {', '.join(files)}")
     return {"files": files}
+
+
+TASK: Task[PhotosProfile] = Task(
+    name="photos", module=__name__, profile=PhotosProfile, title="the book's photos",
+    stages=(fetch_stage("data/photos", "demo | d2l | local",
+                        "The book's photos (catdog, rainier, autumn-oak, cat1; SHA-1 checked) into data/photos/.",
+                        params=("",)),),
+)

@@ -17,7 +17,60 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvflow.console import info
-from cvflow.params import Params
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from cvflow.params import HubData, ParamsBase as Params, Recipe, Strict, TwinSize, check_weights
+from cvflow.pipelines.task import Stage, Task, curves, fetch_stage, run_files
+
+
+# ----------------------------------------------------------------------------- params schema
+
+
+class VocTwinSize(TwinSize):
+    """The generated VOC twin: image counts and the range of its image sizes."""
+
+    width: tuple[int, int] = Field((480, 500), description="smallest and largest image width, pixels")
+    height: tuple[int, int] = Field((320, 500), description="smallest and largest image height, pixels")
+
+    @field_validator("width", "height")
+    @classmethod
+    def _range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 16 <= value[0] <= value[1] <= 4096:
+            raise ValueError("must be [min, max] with 16 <= min <= max <= 4096")
+        return value
+
+
+class VocProfile(Strict):
+    """13.9-13.11 semantic segmentation: Pascal VOC2012 and the book's FCN."""
+
+    data: HubData
+    demo: VocTwinSize
+    crop_size: tuple[int, int] = Field(description=(
+        "(height, width) of the random crops trained on, both multiples of 32 (the FCN's stride); images "
+        "smaller are dropped, as the book does (the book: 320x480)"))
+    boundary: Literal["background", "ignore"] = Field(description=(
+        "the 255 band around objects in the loss and the pixel accuracy: background (class 0, as the book's "
+        "voc_label_indices maps it) | ignore (left out, as the field does); IoU always ignores it"))
+    weights: str = Field(description=(
+        "the ResNet-18 body's starting weights: imagenet (torchvision ResNet18_Weights.IMAGENET1K_V1) | source "
+        "(the hot dog pipeline's model pretrained on generated food, data/models/hotdog/source.pt) | none | PATH.pth"))
+    recipe: Recipe
+    grid_images: int = Field(6, ge=1, le=64, description="validation images drawn as image | prediction | truth")
+
+    @field_validator("crop_size")
+    @classmethod
+    def _crop(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) < 32 or value[0] % 32 or value[1] % 32:
+            raise ValueError("height and width must be multiples of 32 (the FCN's stride), e.g. [320, 480]")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: str) -> str:
+        return check_weights(value, ("imagenet", "source", "none"))
+
 
 # Each stage imports what it alone needs inside its function (see pipelines/hotdog.py).
 
@@ -34,7 +87,7 @@ def data_dir(root: Path) -> Path:
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
     from cvflow.data.sources.voc import fetch_voc
 
-    cfg = params.task("voc")
+    cfg = TASK.cfg(params)
     return fetch_voc(data_dir(root), source or cfg.data.source, path=path or cfg.data.path,
                      hub_url=params.common.hub_url, downloads=root / "data" / "downloads",
                      n_train=cfg.demo.train, n_val=cfg.demo.test, seed=cfg.demo.seed,
@@ -43,14 +96,14 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
 
 def run_paths(root: Path):
     """The training run's files (see :class:`cvflow.engine.run.RunPaths`)."""
-    from cvflow.engine.run import RunPaths
+    from cvflow.engine.paths import RunPaths
 
     return RunPaths(root, EXPERIMENT, RUN)
 
 
 def source_model(root: Path) -> Path:
     """The hot dog pipeline's source model (``cvflow pretrain hotdog``): the demo's ImageNet stand-in."""
-    from cvflow.engine.run import RunPaths
+    from cvflow.engine.paths import RunPaths
 
     return RunPaths(root, "hotdog", "source").model
 
@@ -64,7 +117,7 @@ def _backbone_state(params: Params, root: Path):
     from cvflow.errors import UserError
     from cvflow.models.resnet import imagenet_state_dict, read_state_dict
 
-    cfg = params.task("voc")
+    cfg = TASK.cfg(params)
     setting = f"voc.{params.profile}.weights"
     if cfg.weights == "none":
         return None
@@ -95,7 +148,7 @@ def train(params: Params, root: Path) -> dict:
     from cvflow.pipelines.lineage import dvc_digests
     from cvflow.segmentation import SegmentationTask, fcn_resnet18
 
-    cfg = params.task("voc")
+    cfg = TASK.cfg(params)
     state = _backbone_state(params, root)
     origin = cfg.weights if cfg.weights in ("imagenet", "source", "none") else Path(cfg.weights).name
     config = {"recipe": cfg.recipe.model_dump(mode="json"), "crop_size": list(cfg.crop_size),
@@ -114,13 +167,12 @@ def train(params: Params, root: Path) -> dict:
     train_set = VOCSegDataset(data_dir(root), "train", crop)
     val_set = VOCSegDataset(data_dir(root), "val", crop)
     result = train_run(RunSpec(
-        experiment=EXPERIMENT, name=RUN, paths=run_paths(root), arch="fcn_resnet18",
-        arch_kwargs={"num_classes": len(VOC_CLASSES)},
+        paths=run_paths(root),
         build=lambda: fcn_resnet18(len(VOC_CLASSES), backbone=_backbone(state, f"voc.{params.profile}.weights")),
         groups=groups, task=SegmentationTask(len(VOC_CLASSES), cfg.boundary), train_set=train_set, eval_set=val_set,
         recipe=cfg.recipe, config=config, inputs={"voc": data_dir(root)},
         input_digests={"voc": dvc_digests(root, DATA).get(DATA, "")}, classes=VOC_CLASSES,
-        tags={"stage": "train-voc", "weights": origin},
+        tags={"weights": origin},
         meta={"weights": origin, "crop_size": list(crop), "boundary": cfg.boundary},
         curve_metric="miou", curve_label="mean IoU", title="FCN on VOC2012 (crops)"), params)
     last = result.final
@@ -171,14 +223,15 @@ def evaluate(params: Params, root: Path) -> dict:
     """Predict every val image whole; write ``metrics/voc.json`` (mean and per-class IoU, the book's pixel
     accuracy, both against predicting background everywhere) and ``data/reports/voc/predictions.png``."""
     from cvflow.data.readers.voc import VOCSegDataset
-    from cvflow.engine import Precision, resolve_device
+    from cvflow.engine.runtime import Precision, resolve_device
     from cvflow.errors import UserError
     from cvflow.fileio import sha1sum, write_json
     from cvflow.models.files import load_model
+    import cvflow.models.fcn  # noqa: F401  (registers the architecture the model file names)
     from cvflow.segmentation import score_images
     from cvflow.tracking import find_run
 
-    cfg = params.task("voc")
+    cfg = TASK.cfg(params)
     paths = run_paths(root)
     if not paths.model.exists():
         raise UserError(f"{paths.model}: missing; run `cvflow train voc` first")
@@ -207,3 +260,21 @@ def evaluate(params: Params, root: Path) -> dict:
          f"{results['miou_baseline']:.3f}), pixel accuracy {results['pixel_acc']:.3f} (all-background "
          f"{results['pixel_acc_baseline']:.3f})")
     return results
+
+
+TASK: Task[VocProfile] = Task(
+    name="voc", module=__name__, profile=VocProfile, title="13.9-13.11 semantic segmentation",
+    stages=(
+        fetch_stage(DATA, "demo | d2l | local", "Pascal VOC2012 segmentation (13.9) into data/voc/VOCdevkit/VOC2012/."),
+        Stage("train", "train", "The book's FCN on Pascal VOC2012 (book 13.11): random crops, ResNet-18 body, "
+              "bilinear upsampling.", recipe="recipe", deps=(DATA, "data/models/hotdog/source.pt"),
+              params=("common.seed", "common.precision", "crop_size", "boundary", "weights", "recipe"),
+              **run_files(EXPERIMENT, RUN)),
+        Stage("evaluate", "evaluate", "metrics/voc.json: mean and per-class IoU and pixel accuracy on whole val "
+              "images (and the all-background baseline); data/reports/voc/predictions.png.",
+              deps=(DATA, "data/models/voc/fcn.pt"), params=("common.precision", "boundary", "grid_images"),
+              outs=("data/reports/voc/predictions.png",), metrics=("metrics/voc.json",)),
+    ),
+    charts={"VOC2012 FCN mean IoU per epoch (val crops; the baseline predicts background everywhere)": curves(
+        "metrics/voc/fcn_history.csv", y=["test_miou", "test_miou_baseline"])},
+)

@@ -19,8 +19,8 @@ from torchvision.transforms import v2
 
 from cvflow import augmentation
 from cvflow.augmentation import BOOK_AUGMENTERS, augmented_copies, draw_grid, draw_overview
-from cvflow.params import load_params
-from cvflow.pipelines import augmentation_figures as pipeline
+from cvflow.pipelines import load_params
+from cvflow.pipelines.augmentation_figures import draw as pipeline
 from cvflow.pipelines import photos as photos_pipeline
 from cvflow.stages.cli import main
 from conftest import tiny_params

@@ -27,7 +27,7 @@ from cvflow.data.readers.bananas import (
     load_data_bananas,
 )
 from cvflow.data.sources.bananas import fetch_bananas
-from cvflow.data.twins.bananas import generate_bananas, render_banana_scene
+from cvflow.twins.bananas import generate_bananas, render_banana_scene
 from cvflow.errors import DataError
 from httpd import FileServer
 

@@ -14,10 +14,10 @@ import torchvision
 from PIL import Image
 
 from cvflow.data.readers.cifar import CIFAR10_CLASSES, CIFAR10Twin, cifar10_dataset
-from cvflow.data.twins import cifar, dogs
-from cvflow.data.twins.cifar import generate_cifar10_torchvision, generate_kaggle_cifar10, render_cifar
-from cvflow.data.twins.dogs import DOG_BREEDS, generate_kaggle_dogs, render_dog
-from cvflow.data.twins.output import DEMO_MARKER
+from cvflow.twins import cifar, dogs
+from cvflow.twins.cifar import generate_cifar10_torchvision, generate_kaggle_cifar10, render_cifar
+from cvflow.twins.dogs import DOG_BREEDS, generate_kaggle_dogs, render_dog
+from cvflow.twins.output import DEMO_MARKER
 from cvflow.errors import DataError
 from conftest import shared
 

@@ -19,28 +19,20 @@ import pytest
 import torch
 import torchvision
 
-from cvflow.detection import (
-    RATIOS,
-    SIZES,
-    DetectionTask,
-    MultiboxLoss,
-    TinySSD,
+from cvflow.detection.boxes import (
     assign_anchor_to_bbox,
-    bbox_eval,
     box_center_to_corner,
     box_corner_to_center,
     box_iou,
-    calc_loss,
-    cls_eval,
     multibox_detection,
     multibox_prior,
     multibox_target,
     nms,
     offset_boxes,
     offset_inverse,
-    roi_align,
-    roi_pool,
 )
+from cvflow.detection.roi import roi_align, roi_pool
+from cvflow.detection.ssd import RATIOS, SIZES, DetectionTask, MultiboxLoss, TinySSD, bbox_eval, calc_loss, cls_eval
 from cvflow.detection.boxes import _assign_from_iou, _nms_per_group, _nms_single, _separate_groups
 
 from cvflow.detection.reference import (  # the book's per-image code: the oracle

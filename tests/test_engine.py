@@ -10,18 +10,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from cvflow.engine import (
-    ClassificationTask,
-    Precision,
-    Trainer,
-    build_optimizer,
-    build_scheduler,
-    fingerprint,
-    load_checkpoint,
-    make_loader,
-    resolve_device,
-    seed_everything,
-)
+from cvflow.engine.checkpoint import fingerprint, load_checkpoint
+from cvflow.engine.optim import build_optimizer, build_scheduler
+from cvflow.engine.runtime import Precision, resolve_device, seed_everything
+from cvflow.engine.trainer import ClassificationTask, Trainer, make_loader
 from cvflow.engine.runtime import DistInfo
 from cvflow.errors import TrainingError, UserError
 from cvflow.params import Optim

@@ -19,7 +19,7 @@ from cvflow.data.readers.cifar import cifar10_dataset
 from cvflow.data.readers.kaggle import read_csv_labels
 from cvflow.data.readers.voc import VOCSegDataset
 from cvflow.data.sources import hub
-from cvflow.params import load_params
+from cvflow.pipelines import load_params
 from conftest import run_cvflow, shared
 from httpd import FileServer
 

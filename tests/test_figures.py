@@ -19,12 +19,12 @@ from matplotlib.pyplot import close
 from PIL import Image
 from typer.testing import CliRunner
 
-from cvflow.detection import multibox_detection, multibox_prior, multibox_target
+from cvflow.detection.boxes import multibox_detection, multibox_prior, multibox_target
 from cvflow.errors import DataError
-from cvflow.params import load_params
-from cvflow.pipelines import anchors
+from cvflow.pipelines import load_params
+from cvflow.pipelines.anchors import draw as anchors
 from cvflow.pipelines import photos as photos_pipeline
-from cvflow.stages import figures as figures_stage
+from cvflow.stages.cli import build_app
 from conftest import shared, tiny_params
 
 H, W = 561, 728  # catdog.jpg, real and demo
@@ -226,20 +226,20 @@ def test_missing_photo_says_fetch_photos(project):
 def test_cli_anchors(project, demo_project):
     runner = CliRunner()
     params = str(project / "params.yaml")
-    missing = runner.invoke(figures_stage.app, ["anchors", "--params", params])
+    missing = runner.invoke(build_app(), ["figures", "anchors", "--params", params])
     assert missing.exit_code != 0 and isinstance(missing.exception, DataError)
 
     shutil.copytree(demo_project / "data" / "photos", project / "data" / "photos")
-    result = runner.invoke(figures_stage.app, ["anchors", "--params", params, "--set", "photos.demo.seed=1"])
+    result = runner.invoke(build_app(), ["figures", "anchors", "--params", params, "--set", "photos.demo.seed=1"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     out = project / "data" / "reports" / "anchors"
     assert lines == [str(out / name) for name in anchors.FILES]
     assert all(Path(line).is_file() for line in lines)
 
-    bad = runner.invoke(figures_stage.app, ["anchors", "--params", params, "--set", "photos.demo.nope=1"])
+    bad = runner.invoke(build_app(), ["figures", "anchors", "--params", params, "--set", "photos.demo.nope=1"])
     assert bad.exit_code != 0
-    assert "anchors" in runner.invoke(figures_stage.app, ["--help"]).stdout
+    assert "anchors" in runner.invoke(build_app(), ["figures", "--help"]).stdout
 
 
 def test_real_catdog(tmp_path):

@@ -16,7 +16,8 @@ from cvflow.data.sources import hub
 from cvflow.data.sources.hotdog import CLASSES, check_layout, fetch_hotdog
 from cvflow.errors import DataError, UserError
 from cvflow.models import resnet
-from cvflow.params import HotdogDemo, ImageTransforms
+from cvflow.params import ImageTransforms
+from cvflow.pipelines.hotdog import HotdogDemo
 from conftest import run_cvflow, shared, tiny_params
 from httpd import FileServer
 

@@ -11,9 +11,10 @@ from torch.utils.data import DataLoader
 
 from cvflow.data.readers.images import DecodedImageFolder, classification_transforms
 from cvflow.data.readers.hotdog import CLASSES
-from cvflow.data.twins.hotdog import generate_hotdog
+from cvflow.twins.hotdog import generate_hotdog
 from cvflow.errors import DataError
-from cvflow.params import HotdogDemo, ImageTransforms
+from cvflow.params import ImageTransforms
+from cvflow.pipelines.hotdog import HotdogDemo
 
 
 @pytest.fixture(scope="module")

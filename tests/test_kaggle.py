@@ -21,7 +21,7 @@ from cvflow.data.sources import kaggle, kaggle_reorg
 from cvflow.data.sources.kaggle import KaggleCredentials, kaggle_credentials, kaggle_download, kaggle_submit
 from cvflow.data.sources.kaggle_reorg import REORG_MARKER, reorg_kaggle
 from cvflow.data.submissions import score_submission, write_cifar10_submission, write_dog_submission
-from cvflow.data.twins.cifar import generate_kaggle_cifar10
+from cvflow.twins.cifar import generate_kaggle_cifar10
 from cvflow.errors import DataError
 from conftest import shared
 
@@ -622,7 +622,7 @@ def test_dog_submission_rejects_mismatches(tmp_path):
 
 
 def test_dog_submission_from_the_twins_sample(tmp_path):
-    from cvflow.data.twins.dogs import generate_kaggle_dogs
+    from cvflow.twins.dogs import generate_kaggle_dogs
 
     root = generate_kaggle_dogs(tmp_path / "dogs", ["whippet", "pug", "beagle"], n_train=3, n_test=4, seed=0,
                                 min_side=24, max_side=32)
@@ -696,7 +696,7 @@ def test_fetch_markers_in_data_hold_no_paths_or_times(tmp_path):
     # must not land in the fetched folder; the download and demo markers hold no paths.
     from cvflow.data.sources.archive import MARKER
     from cvflow.data.sources.kaggle import fetch_competition
-    from cvflow.data.twins.output import DEMO_MARKER
+    from cvflow.twins.output import DEMO_MARKER
 
     src = tmp_path / "twin"
     generate_kaggle_cifar10(src, n_train=10, n_test=2, seed=0)

@@ -38,7 +38,7 @@ def _write_params(root: Path, **changes) -> None:
 
 
 def _params(root: Path):
-    from cvflow.params import load_params
+    from cvflow.pipelines import load_params
 
     return load_params(root / "params.yaml")
 
@@ -57,8 +57,7 @@ def dogs(tmp_path_factory) -> Path:
     pipeline.fetch(params, root)
     pipeline.prepare(params, root)
     torch.manual_seed(0)
-    save_model(root / pipeline.SOURCE_MODEL, build_resnet18(10), "resnet18", {"num_classes": 10},
-               [str(i) for i in range(10)], {"origin": "test"})
+    save_model(root / pipeline.SOURCE_MODEL, build_resnet18(10), [str(i) for i in range(10)], {"origin": "test"})
     pipeline.features(params, root)
     return root
 
@@ -93,7 +92,7 @@ def test_the_books_head_on_a_frozen_backbone(tmp_path):
     assert all(p.grad is None and not p.requires_grad for p in backbone.parameters())
     assert all(p.grad is not None for p in model[1].parameters())
     # the model file holds the head alone, rebuilt from its architecture
-    saved = save_model(tmp_path / "head.pt", model[1], "feature_head", {"in_features": 7, "num_classes": 5, "hidden": 8}, list("abcde"))
+    saved = save_model(tmp_path / "head.pt", model[1], list("abcde"))
     loaded, data = load_model(saved)
     assert data["arch"] == "feature_head"
     features = backbone(images)
@@ -114,12 +113,12 @@ def test_cached_features_equal_the_backbone_on_the_fly(dogs):
     assert cache["config"]["backbone"] == identity and cache["dim"] == 512  # penultimate layer of a ResNet-18
     task = BackboneTask(backbone=backbone)  # what training with views: 0 runs in every step
     _, test_tf, flip_tf = pipeline._transforms(params.task("kaggle_dogs"))
-    valid = DecodedImageFolder(pipeline.prepared_dir(dogs) / "valid", cache["classes"], test_tf)
+    valid = DecodedImageFolder(pipeline.competition().prepared_dir(dogs) / "valid", cache["classes"], test_tf)
     assert cache["valid"]["names"] == [p.name for p in valid.paths]
     assert torch.equal(cache["valid"]["labels"], valid.targets)
     on_the_fly = task._features(torch.stack([valid[i][0] for i in range(len(valid))]))
     torch.testing.assert_close(cache["valid"]["test_view"], on_the_fly, rtol=1e-5, atol=1e-5)
-    test = ImageIdFolder(pipeline.prepared_dir(dogs) / "test" / "unknown", flip_tf)
+    test = ImageIdFolder(pipeline.competition().prepared_dir(dogs) / "test" / "unknown", flip_tf)
     assert cache["test"]["ids"] == [str(i) for i in test.ids]
     mirrored = task._features(torch.stack([test[i][0] for i in range(len(test))]))
     torch.testing.assert_close(cache["test"]["flip_view"], mirrored, rtol=1e-5, atol=1e-5)
@@ -335,7 +334,7 @@ def test_submit_checks_the_file_before_sending_it(tmp_path, mlflow_uri, monkeypa
     monkeypatch.setattr(kaggle, "kaggle_submit", lambda *args, **kw: sent.append(args) or {"ok": "1"})
     _write_params(tmp_path)
     path = write_dog_submission(["a1", "b2"], _softmax(2, 3), ["pug", "akita", "beagle"], None,
-                                pipeline.submission_file(tmp_path))
+                                pipeline.competition().submission_file(tmp_path))
     pipeline.submit(_params(tmp_path), tmp_path, message="m")
     assert sent == [("dog-breed-identification", path, "m")]
     bad = tmp_path / "bad.csv"

@@ -15,7 +15,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from cvflow.models.cifar import resnet18_cifar, stage_channels
-from cvflow.models.files import ARCHITECTURES, build_model, load_model, read_model_file, save_model
+from cvflow.errors import UserError
+from cvflow.models.files import build_model, list_models, load_model, read_model_file, save_model
 
 BOOK_PARAMS_10_CLASSES = 11_176_970  # sum(p.numel()) of d2l.resnet18(10, 3), measured below too
 
@@ -181,22 +182,21 @@ def test_bad_sizes_raise():
 
 
 def test_model_file_round_trip(tmp_path):
-    assert "resnet18_cifar" in ARCHITECTURES
+    assert "resnet18_cifar" in list_models()
     torch.manual_seed(1)
     net = build_model("resnet18_cifar", num_classes=10, in_channels=3, width=8)
     x = torch.randn(3, 3, 32, 32)
     net.train()
     net(x)  # move the batch-norm running statistics away from their initial values
     net.eval()
-    path = save_model(tmp_path / "m.pt", net, "resnet18_cifar", {"num_classes": 10, "in_channels": 3, "width": 8},
-                      [str(i) for i in range(10)], meta={"epochs": 0})
+    path = save_model(tmp_path / "m.pt", net, [str(i) for i in range(10)], meta={"epochs": 0})
     loaded, data = load_model(path)
     assert data["arch"] == "resnet18_cifar" and data["arch_kwargs"]["width"] == 8
     assert _count(loaded) == _count(net)
     loaded.eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), net(x), rtol=0, atol=0)
-    again = save_model(tmp_path / "again.pt", loaded, "resnet18_cifar", data["arch_kwargs"], data["classes"],
+    again = save_model(tmp_path / "again.pt", loaded, data["classes"],
                        meta=data["meta"])
     assert again.read_bytes() == path.read_bytes()
     assert read_model_file(again)["classes"] == [str(i) for i in range(10)]
@@ -216,3 +216,19 @@ def test_the_books_13_1_init_is_xavier_on_convs_and_linears_only():
             assert b.weight.abs().max() <= bound and not torch.equal(a.weight, b.weight), name
         elif isinstance(a, torch.nn.BatchNorm2d):
             assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias), name
+
+
+def test_a_built_network_records_its_architecture_without_init_only_arguments(tmp_path):
+    from cvflow.models.fcn import fcn_resnet18
+    from cvflow.models.files import architecture_of
+
+    body = build_model("resnet18_cifar", num_classes=4, width=8)
+    assert architecture_of(body) == ("resnet18_cifar", {"num_classes": 4, "width": 8})
+    fcn = fcn_resnet18(3, backbone=None)
+    assert architecture_of(fcn) == ("fcn_resnet18", {"num_classes": 3})  # the backbone only sets weights
+    loaded, data = load_model(save_model(tmp_path / "fcn.pt", fcn, ["a", "b", "c"]))
+    assert data["arch_kwargs"] == {"num_classes": 3} and _count(loaded) == _count(fcn)
+    with pytest.raises(ValueError, match="register_model"):
+        save_model(tmp_path / "plain.pt", nn.Linear(2, 2), ["a", "b"])
+    with pytest.raises(UserError, match="unknown architecture 'nope'"):
+        build_model("nope")

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from cvflow.errors import ParamsError
-from cvflow.params import PROFILES, Params, load_params, validate
+from cvflow.params import PROFILES
+from cvflow.pipelines import Params, load_params, validate
 from conftest import REPO, run_cvflow, tiny_params
 
 

@@ -19,7 +19,8 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from cvflow.engine import ClassificationTask, Trainer, make_loader, seed_everything
+from cvflow.engine.runtime import seed_everything
+from cvflow.engine.trainer import ClassificationTask, Trainer, make_loader
 from cvflow.engine.runtime import DistInfo
 
 from conftest import run_cvflow

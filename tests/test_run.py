@@ -10,11 +10,13 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 from torch.utils.data import Dataset
 
-from cvflow.engine import ClassificationTask
-from cvflow.engine.run import RunPaths, RunSpec, folder_digest, train_run
+from cvflow.engine.trainer import ClassificationTask
+from cvflow.engine.paths import RunPaths
+from cvflow.engine.run import RunSpec, folder_digest, train_run
 from cvflow.errors import TrainingError
 from cvflow.models.files import load_model
-from cvflow.params import Recipe, load_params
+from cvflow.params import Recipe
+from cvflow.pipelines import load_params
 from conftest import REPO
 
 
@@ -63,8 +65,7 @@ def _recipe(epochs=2, reduction="mean"):
 
 
 def _spec(root, data_dir, train_set, build, epochs=2, name="tiny"):
-    return RunSpec(experiment="unit", name=name, paths=RunPaths(root, "unit", name), arch="resnet18",
-                   arch_kwargs={"num_classes": 2}, build=build, task=ClassificationTask(), train_set=train_set,
+    return RunSpec(paths=RunPaths(root, "unit", name), build=build, task=ClassificationTask(), train_set=train_set,
                    eval_set=_Images(16, seed=1), recipe=_recipe(epochs), config={"k": 1},
                    inputs={"unit-data": data_dir}, classes=["a", "b"])
 
@@ -197,7 +198,8 @@ def _book_train_batch_ch13(net, X, y, loss, trainer):
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_one_sgd_step_matches_the_books_train_batch(tmp_path, reduction):
-    from cvflow.engine import Trainer, build_optimizer
+    from cvflow.engine.optim import build_optimizer
+    from cvflow.engine.trainer import Trainer
     from cvflow.params import Optim
 
     torch.manual_seed(0)
@@ -227,6 +229,6 @@ def test_model_files_are_byte_identical_wherever_they_are_written(tmp_path):
 
     torch.manual_seed(0)
     model = build_resnet18(2)
-    first = save_model(tmp_path / "a" / "m.pt", model, "resnet18", {"num_classes": 2}, ["x", "y"], {"epochs": 1})
-    second = save_model(tmp_path / "b" / "other.pt", model, "resnet18", {"num_classes": 2}, ["x", "y"], {"epochs": 1})
+    first = save_model(tmp_path / "a" / "m.pt", model, ["x", "y"], {"epochs": 1})
+    second = save_model(tmp_path / "b" / "other.pt", model, ["x", "y"], {"epochs": 1})
     assert first.read_bytes() == second.read_bytes()

@@ -13,9 +13,9 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 from torchvision import tv_tensors
 
 from cvflow.data.readers.voc import IGNORE_INDEX, VOCSegDataset, voc_transforms
-from cvflow.data.twins.voc import generate_voc
+from cvflow.twins.voc import generate_voc
 from cvflow.errors import DataError, ParamsError
-from cvflow.params import load_params
+from cvflow.pipelines import load_params
 from cvflow.segmentation import (
     FCN,
     SegmentationTask,

@@ -289,7 +289,7 @@ def test_the_demo_network_carries_the_style_of_the_real_photos():
     image's own): measures the loss does not optimise."""
     from conftest import shared
 
-    from cvflow.params import load_params
+    from cvflow.pipelines import load_params
     from cvflow.pipelines.style import read_photo
 
     content = read_photo(shared("d2l-img", "rainier.jpg"), "")

@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from cvflow.data.sources import kaggle
-from cvflow.pipelines import kaggle_submit
+from cvflow.competition import Competition, default_message, submit
 from conftest import REPO, run_cvflow
+
+
+CIFAR = Competition("cifar-10", "kaggle-cifar10", "trainLabels.csv", "kaggle_cifar10_tiny", "Kaggle CIFAR-10")
 
 
 @pytest.fixture
@@ -36,7 +39,7 @@ def test_default_message_names_the_commit_and_the_newest_finished_run(tmp_path, 
     import mlflow
 
     commit = _git_repo(tmp_path)
-    assert kaggle_submit.default_message(tmp_path, "kaggle-cifar10") == f"cvflow kaggle-cifar10 git {commit}"
+    assert default_message(tmp_path, "kaggle-cifar10") == f"cvflow kaggle-cifar10 git {commit}"
     mlflow.set_tracking_uri(mlflow_uri)
     experiment = mlflow.set_experiment("kaggle-cifar10")
     with mlflow.start_run(experiment_id=experiment.experiment_id) as old:
@@ -46,13 +49,13 @@ def test_default_message_names_the_commit_and_the_newest_finished_run(tmp_path, 
     failed = mlflow.start_run(experiment_id=experiment.experiment_id)
     mlflow.end_run(status="FAILED")
     assert newest.info.run_id != old.info.run_id != failed.info.run_id
-    kaggle_submit.submit(None, tmp_path, "cifar-10", "data/submissions/kaggle-cifar10.csv", "kaggle-cifar10")
+    submit(CIFAR, tmp_path)
     assert sent == [(("cifar-10", tmp_path / "data/submissions/kaggle-cifar10.csv",
                       f"cvflow kaggle-cifar10 git {commit} mlflow run {newest.info.run_id}"), {})]
 
 
 def test_an_explicit_file_and_message_are_passed_as_given(tmp_path, mlflow_uri, sent):
-    kaggle_submit.submit(None, tmp_path, "cifar-10", "default.csv", "none", file=Path("mine.csv"), message="hi")
+    submit(Competition("cifar-10", "none", "x.csv", "x", "x"), tmp_path, file=Path("mine.csv"), message="hi")
     assert sent == [(("cifar-10", Path("mine.csv"), "hi"), {})]
 
 

@@ -1,4 +1,4 @@
-"""cvflow.data.twins.food: the procedural food photos behind the offline fine-tuning demo."""
+"""cvflow.twins.food: the procedural food photos behind the offline fine-tuning demo."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvflow.data.twins.food import FOOD_CLASSES, render_batch, render_food
+from cvflow.twins.food import FOOD_CLASSES, render_batch, render_food
 
 NOT_HOTDOG = tuple(k for k in FOOD_CLASSES if k != "hotdog")
 

@@ -37,13 +37,13 @@ def generate_all(tmp: Path) -> dict[str, dict[str, str]]:
     """Every generator at a small size -> ``{generator: {path: sha256}}`` (plus decoded CIFAR arrays)."""
     from cvflow.data.readers.cifar import cifar10_dataset
     from cvflow.data.sources.photos import fetch_photos
-    from cvflow.data.twins.bananas import generate_bananas
-    from cvflow.data.twins.cifar import generate_cifar10_torchvision, generate_kaggle_cifar10
-    from cvflow.data.twins.dogs import generate_kaggle_dogs
-    from cvflow.data.twins.food import FOOD_CLASSES, render_batch
-    from cvflow.data.twins.hotdog import generate_hotdog
-    from cvflow.data.twins.voc import generate_voc
-    from cvflow.params import HotdogDemo
+    from cvflow.twins.bananas import generate_bananas
+    from cvflow.twins.cifar import generate_cifar10_torchvision, generate_kaggle_cifar10
+    from cvflow.twins.dogs import generate_kaggle_dogs
+    from cvflow.twins.food import FOOD_CLASSES, render_batch
+    from cvflow.twins.hotdog import generate_hotdog
+    from cvflow.twins.voc import generate_voc
+    from cvflow.pipelines.hotdog import HotdogDemo
 
     out: dict[str, dict[str, str]] = {}
     generate_hotdog(tmp / "hotdog", HotdogDemo(train_per_class=3, test_per_class=2, min_side=32, max_side=64, seed=7))

@@ -27,7 +27,7 @@ from cvflow.data.readers.voc import (
     voc_palette,
 )
 from cvflow.data.sources.voc import fetch_voc
-from cvflow.data.twins.voc import generate_voc
+from cvflow.twins.voc import generate_voc
 from cvflow.errors import DataError
 from conftest import shared
 from httpd import FileServer

@@ -13,7 +13,7 @@ from PIL import Image
 
 from cvflow.errors import DataError
 from cvflow.fileio import sha1sum
-from cvflow.params import load_params
+from cvflow.pipelines import load_params
 from conftest import run_cvflow, shared
 
 # a tiny twin (6 train, 3 val images), small crops, random body weights, 2 epochs
@@ -136,7 +136,7 @@ def test_refusals_are_one_line(project):
 
 
 def test_upsampling_figure_doubles_the_photo(tmp_path):
-    from cvflow.pipelines import upsampling_figures as figures
+    from cvflow.pipelines.upsampling_figures import draw as figures
 
     photos = tmp_path / "data" / "photos"
     photos.mkdir(parents=True)

@@ -1,4 +1,9 @@
-"""``params.yaml``: the schema of every knob, validated as a whole when a stage loads it.
+"""``params.yaml``: what every params file shares, the schema's assembly, loading and validation.
+
+The schema of each task's section lives beside that task's declaration (``pipelines/<task>.py``);
+:mod:`cvflow.pipelines` assembles the whole file's schema from them with :func:`assemble`. This
+module holds ``common``, the building blocks several tasks share (a recipe, the book's image
+transforms, a data set's source, a twin's size, a Kaggle competition) and the loading.
 
 Layout::
 
@@ -156,78 +161,7 @@ class ImageTransforms(Strict):
         return value
 
 
-# --------------------------------------------------------------------------- hot dog (13.2)
-
-
-class HotdogData(Strict):
-    source: Literal["demo", "d2l", "local"] = Field(
-        description="demo: generated offline; d2l: the book's data hub (hotdog.zip, SHA-1 checked); "
-        "local: a folder or archive you already have (path)"
-    )
-    path: Union[Path, None] = Field(None, description="folder or archive for source: local")
-    on_corrupt: Literal["skip", "error"] = Field(
-        "skip", description="what to do with unreadable images: skip them (and list them) or stop"
-    )
-
-    @model_validator(mode="after")
-    def _path_for_local(self) -> "HotdogData":
-        if self.source == "local" and self.path is None:
-            raise ValueError("source: local needs a path (data.path here, or --path): a folder or archive of the data set")
-        return self
-
-
-class HotdogDemo(Strict):
-    """Size of the generated hot dog twin (profile demo)."""
-
-    train_per_class: int = Field(150, ge=2, le=100_000)
-    test_per_class: int = Field(100, ge=2, le=100_000)
-    min_side: int = Field(64, ge=16, le=2048, description="shortest image side, pixels")
-    max_side: int = Field(160, ge=16, le=2048, description="longest image side, pixels")
-    seed: int = Field(2013, ge=0)
-
-    @model_validator(mode="after")
-    def _sides(self) -> "HotdogDemo":
-        if self.min_side > self.max_side:
-            raise ValueError(f"min_side ({self.min_side}) must not exceed max_side ({self.max_side})")
-        return self
-
-
-class Pretrain(Strict):
-    """The demo's source model: a ResNet-18 pretrained on a generated multi-class food set."""
-
-    images_per_class: int = Field(300, ge=2, le=100_000)
-    image_size: int = Field(64, ge=16, le=1024)
-    recipe: Recipe
-    seed: int = Field(1313, ge=0)
-
-
-class Hotdog(Strict):
-    data: HotdogData
-    demo: HotdogDemo = HotdogDemo()
-    transforms: ImageTransforms
-    weights: str = Field(
-        description="starting weights of the fine-tune run: imagenet (torchvision ResNet18_Weights.IMAGENET1K_V1) | "
-        "source (pretrained by the pipeline on generated data) | none | PATH.pth"
-    )
-    pretrain: Pretrain
-    finetune: Recipe
-    scratch: Recipe
-    grid_images: int = Field(16, ge=1, le=256, description="test images drawn with predicted and true labels")
-
-    @field_validator("weights")
-    @classmethod
-    def _weights(cls, value: str) -> str:
-        if value in ("imagenet", "source", "none") or value.endswith((".pth", ".pt")):
-            return value
-        raise ValueError("must be imagenet, source, none or a path ending in .pth/.pt")
-
-
-class HotdogProfiles(Strict):
-    demo: Hotdog
-    real: Hotdog
-
-
-# --------------------------------------------------------------------------- data sets of the other tasks
+# --------------------------------------------------------------------------- data sets, shared by several tasks
 
 
 class HubData(Strict):
@@ -241,10 +175,6 @@ class HubData(Strict):
         if self.source == "local" and self.path is None:
             raise ValueError("source: local needs a path (data.path here, or --path): a folder or archive of the data set")
         return self
-
-
-class CifarData(HubData):
-    source: Literal["demo", "torchvision", "local"]  # type: ignore[assignment]
 
 
 class KaggleData(HubData):
@@ -262,34 +192,6 @@ class TwinSize(Strict):
     seed: int = Field(0, ge=0)
 
 
-class DogTwinSize(TwinSize):
-    breeds: int = Field(10, ge=2, le=120, description="the first N of the 120 real breed names")
-
-
-class DatasetProfile(Strict):
-    data: HubData
-    demo: TwinSize
-
-
-class BananasProfile(Strict):
-    """Banana detection with TinySSD (13.6-13.7)."""
-
-    data: HubData
-    demo: TwinSize
-    image_size: int = Field(256, ge=32, le=1024, description="training and evaluation resolution (the book: 256)")
-    recipe: Recipe
-    prior_prob: float | None = Field(None, gt=0, lt=1, description=(
-        "start every anchor as an object with this probability (RetinaNet's prior init of the class "
-        "biases; 0.01 is usual); null: PyTorch's default init, as the book"))
-    augment: bool = Field(True, description="flips and box-keeping random crops (transforms.v2, boxes move too)")
-    input_max: Literal[1, 255] = Field(1, description=(
-        "the range of the float images the network is fed: 1 for [0, 1]; 255 for 0-255, as the book feeds "
-        "them (its BananasDataset returns features.float())"))
-    nms_threshold: float = Field(0.5, gt=0, le=1, description="IoU above which NMS suppresses a box")
-    conf_threshold: float = Field(0.9, ge=0, le=1, description="boxes drawn in the predictions picture (the book: 0.9)")
-    grid_images: int = Field(8, ge=1, le=64, description="validation images drawn with their predicted boxes")
-
-
 class CifarNet(Strict):
     """The book's CIFAR ResNet-18 (``d2l.resnet18(10, 3)``)."""
 
@@ -297,47 +199,6 @@ class CifarNet(Strict):
     init: Literal["default", "xavier"] = Field(
         "default", description="default: PyTorch's; xavier: Xavier-uniform conv and linear weights (13.1's init_weights)"
     )
-
-
-class CifarAugment(Strict):
-    """The train transforms of the ``augment`` run (13.1); the ``no-augment`` run uses none of them."""
-
-    hflip: bool = Field(True, description="RandomHorizontalFlip (the book's 13.1 train_augs)")
-    crop_padding: int = Field(0, ge=0, le=16, description="RandomCrop(32, padding=N) as well; 0: none (the book)")
-
-
-class CifarProfile(Strict):
-    """13.1 image augmentation: CIFAR-10, the book's ResNet-18 trained with and without augmentation."""
-
-    data: CifarData
-    demo: TwinSize
-    train_images: Union[int, None] = Field(None, ge=10, description="the first N training images; null: all")
-    net: CifarNet
-    augment: CifarAugment
-    recipe: Recipe
-
-
-class KaggleCifarTransforms(Strict):
-    """The book's 13.13 transforms: Resize, a square RandomResizedCrop, flip, CIFAR-10 normalisation."""
-
-    resize: int = Field(40, ge=8, le=1024, description="Resize(r) before the crop (the book: 40)")
-    crop: int = Field(32, ge=8, le=1024, description="RandomResizedCrop size (the book: 32)")
-    crop_scale: tuple[float, float] = Field((0.64, 1.0), description="its area range (the book: 0.64-1, ratio 1)")
-    hflip: bool = True
-    mean: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
-    std: tuple[float, float, float] = (0.2023, 0.1994, 0.2010)
-
-    @field_validator("crop_scale")
-    @classmethod
-    def _scale(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0 < value[0] <= value[1] <= 1:
-            raise ValueError("must be two numbers with 0 < low <= high <= 1")
-        return value
-
-
-class PhotosProfile(Strict):
-    data: HubData
-    seed: int = Field(0, ge=0, description="seed of the generated stand-ins (source: demo)")
 
 
 class KaggleProfile(Strict):
@@ -349,239 +210,23 @@ class KaggleProfile(Strict):
     )
 
 
-class KaggleCifarProfile(KaggleProfile):
-    """13.13: train on train (valid for selection), retrain on train_valid, predict test."""
-
-    net: CifarNet
-    transforms: KaggleCifarTransforms
-    recipe: Recipe
-
-
-class DogTransforms(Strict):
-    """The book's 13.14 transforms: RandomResizedCrop (scale and ratio), flip, colour jitter; Resize + CenterCrop."""
-
-    train_crop: int = Field(224, ge=8, le=4096, description="RandomResizedCrop size (the book: 224)")
-    train_scale: tuple[float, float] = Field((0.08, 1.0), description="its area range (the book: 0.08-1)")
-    train_ratio: tuple[float, float] = Field((3 / 4, 4 / 3), description="its aspect-ratio range (the book: 3/4-4/3)")
-    hflip: bool = True
-    jitter: float = Field(0.4, ge=0, le=1, description="ColorJitter brightness = contrast = saturation (the book: 0.4)")
-    test_resize: int = Field(256, ge=8, le=4096, description="Resize(r): the shorter side to r (the book: 256)")
-    test_crop: int = Field(224, ge=8, le=4096, description="CenterCrop size (the book: 224)")
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-    @field_validator("train_scale", "train_ratio")
-    @classmethod
-    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0 < value[0] <= value[1]:
-            raise ValueError("must be two numbers with 0 < low <= high")
+def check_weights(value: str, names: tuple[str, ...], suffixes: tuple[str, ...] = (".pth", ".pt")) -> str:
+    """A ``weights`` setting: one of ``names`` or a path ending in one of ``suffixes`` (a pydantic validator's body)."""
+    if value in names or value.endswith(suffixes):
         return value
-
-    @model_validator(mode="after")
-    def _fits(self) -> "DogTransforms":
-        if self.train_scale[1] > 1:
-            raise ValueError(f"train_scale ({self.train_scale[1]}) must not exceed 1")
-        if self.test_crop > self.test_resize:
-            raise ValueError(f"test_crop ({self.test_crop}) must not exceed test_resize ({self.test_resize})")
-        return self
-
-
-class DogBackbone(Strict):
-    """The frozen feature extractor of 13.14 and which of its layers gives the features."""
-
-    weights: str = Field(description=(
-        "imagenet: torchvision's ResNet-34 with ResNet34_Weights.IMAGENET1K_V1 (the book) | source: the hot dog "
-        "pipeline's data/models/hotdog/source.pt (the demo's offline stand-in) | PATH.pt: a cvflow model file"))
-    layer: Literal["output", "penultimate"] = Field("output", description=(
-        "output: the network's outputs are the features (the book's PyTorch code: ResNet-34's 1,000 ImageNet "
-        "scores) | penultimate: the input of its output layer (the book's text and MXNet code: net.features)"))
-
-    @field_validator("weights")
-    @classmethod
-    def _weights(cls, value: str) -> str:
-        if value in ("imagenet", "source") or value.endswith(".pt"):
-            return value
-        raise ValueError("must be imagenet, source or the path of a cvflow model file (.pt)")
-
-
-class KaggleDogsProfile(KaggleProfile):
-    """13.14: a frozen pretrained backbone, a small head trained on train (valid for selection), retrained on
-    train_valid, softmax probabilities for every test image."""
-
-    demo: DogTwinSize
-    backbone: DogBackbone
-    hidden: int = Field(256, ge=1, le=65_536, description="the head: Linear(features, hidden)-ReLU-Linear(hidden, "
-                        "breeds) (the book: 256)")
-    transforms: DogTransforms
-    views: int = Field(0, ge=0, le=1000, description=(
-        "0: the book's path, the backbone runs on freshly augmented images in every epoch | N: N augmented views "
-        "of each training image through the backbone once (features-kaggle-dogs), the head trains on those"))
-    tta_flip: bool = Field(False, description="average the softmax of each valid/test image and its mirror image "
-                           "(the book: off)")
-    recipe: Recipe
-
-
-
-# --------------------------------------------------------------------------- style transfer (13.12)
-
-
-class StyleNet(Strict):
-    """The feature network: VGG-19's ``features`` up to the last layer used."""
-
-    weights: str = Field(description=(
-        "imagenet (torchvision VGG19_Weights.IMAGENET1K_V1, the book's) | random (torchvision's VGG initialisation, "
-        "seeded by common.seed) | PATH.pth (a VGG-19 state dict)"))
-    width: int = Field(64, ge=4, le=64, description="channels of the first block, the others scaled alike (64: VGG-19)")
-    content_layers: list[int] = Field([25], min_length=1, description="indices in VGG-19's features (the book: [25])")
-    style_layers: list[int] = Field([0, 5, 10, 19, 28], min_length=1,
-                                    description="indices in VGG-19's features (the book: [0, 5, 10, 19, 28])")
-
-    @field_validator("weights")
-    @classmethod
-    def _weights(cls, value: str) -> str:
-        if value in ("imagenet", "random") or value.endswith((".pth", ".pt")):
-            return value
-        raise ValueError("must be imagenet, random or a path ending in .pth/.pt")
-
-    @field_validator("content_layers", "style_layers")
-    @classmethod
-    def _layers(cls, value: list[int]) -> list[int]:
-        if not all(0 <= i <= 36 for i in value):
-            raise ValueError("VGG-19's features are layers 0 to 36")
-        return value
-
-
-class StyleLossWeights(Strict):
-    content_weight: float = Field(1.0, ge=0)
-    style_weight: float = Field(1e4, ge=0, description=(
-        "the EFFECTIVE style weight: the book writes 1e3 but adds sum(10 * styles_l + ...), the style list "
-        "repeated ten times, so its total loss weighs style by 1e4"))
-    tv_weight: float = Field(10.0, ge=0)
-
-
-class StyleOptim(Strict):
-    name: Literal["adam", "lbfgs"] = Field(description="adam: the book's, with StepLR | lbfgs: torch.optim.LBFGS, "
-                                                        "one iteration per step (Gatys et al.)")
-    lr: float = Field(gt=0, le=10)
-    step_size: int = Field(50, ge=1, description="adam: steps between learning-rate decays (the book: 50)")
-    gamma: float = Field(0.8, gt=0, le=1, description="adam: the decay factor (the book: 0.8)")
-    history_size: int = Field(100, ge=1, le=1000, description="lbfgs: curvature pairs kept")
-    line_search: Union[Literal["strong_wolfe"], None] = Field(None, description=(
-        "lbfgs: null (a step of lr along the L-BFGS direction, as torch.optim.LBFGS by default) | strong_wolfe"))
-
-
-class StyleProfile(Strict):
-    """13.12 neural style transfer: the content photo in the style of the style photo."""
-
-    content: str = Field("rainier.jpg", description="the content image, a file in data/photos/")
-    style: str = Field("autumn-oak.jpg", description="the style image, a file in data/photos/")
-    net: StyleNet
-    loss: StyleLossWeights
-    optim: StyleOptim
-    scales: list[tuple[int, int]] = Field(min_length=1, description=(
-        "(height, width) per scale, coarse to fine: each next scale starts from the previous result, upscaled"))
-    steps: Union[int, list[int]] = Field(description="optimisation steps per scale (one number: the same for each)")
-    checkpoint_every: int = Field(50, ge=1, le=100_000, description="steps between checkpoints")
-    snapshot_every: int = Field(50, ge=0, le=100_000, description="steps between images logged to MLflow (0: none)")
-
-    @field_validator("scales")
-    @classmethod
-    def _scales(cls, value: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        if not all(32 <= side <= 8192 for shape in value for side in shape):
-            raise ValueError("every side must be 32 to 8192 pixels (VGG-19 halves it four times before layer 28)")
-        return value
-
-    @model_validator(mode="after")
-    def _steps(self) -> "StyleProfile":
-        steps = [self.steps] if isinstance(self.steps, int) else self.steps
-        if not all(1 <= n <= 1_000_000 for n in steps):
-            raise ValueError(f"steps ({self.steps}) must be from 1 to 1,000,000")
-        if isinstance(self.steps, list) and len(self.steps) != len(self.scales):
-            raise ValueError(f"steps lists {len(self.steps)} numbers for {len(self.scales)} scales")
-        return self
-
-    def steps_per_scale(self) -> list[int]:
-        return [self.steps] * len(self.scales) if isinstance(self.steps, int) else list(self.steps)
-
-class VocTwinSize(TwinSize):
-    """The generated VOC twin: image counts and the range of its image sizes."""
-
-    width: tuple[int, int] = Field((480, 500), description="smallest and largest image width, pixels")
-    height: tuple[int, int] = Field((320, 500), description="smallest and largest image height, pixels")
-
-    @field_validator("width", "height")
-    @classmethod
-    def _range(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if not 16 <= value[0] <= value[1] <= 4096:
-            raise ValueError("must be [min, max] with 16 <= min <= max <= 4096")
-        return value
-
-
-class VocProfile(Strict):
-    """13.9-13.11 semantic segmentation: Pascal VOC2012 and the book's FCN."""
-
-    data: HubData
-    demo: VocTwinSize
-    crop_size: tuple[int, int] = Field(description=(
-        "(height, width) of the random crops trained on, both multiples of 32 (the FCN's stride); images "
-        "smaller are dropped, as the book does (the book: 320x480)"))
-    boundary: Literal["background", "ignore"] = Field(description=(
-        "the 255 band around objects in the loss and the pixel accuracy: background (class 0, as the book's "
-        "voc_label_indices maps it) | ignore (left out, as the field does); IoU always ignores it"))
-    weights: str = Field(description=(
-        "the ResNet-18 body's starting weights: imagenet (torchvision ResNet18_Weights.IMAGENET1K_V1) | source "
-        "(the hot dog pipeline's model pretrained on generated food, data/models/hotdog/source.pt) | none | PATH.pth"))
-    recipe: Recipe
-    grid_images: int = Field(6, ge=1, le=64, description="validation images drawn as image | prediction | truth")
-
-    @field_validator("crop_size")
-    @classmethod
-    def _crop(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if min(value) < 32 or value[0] % 32 or value[1] % 32:
-            raise ValueError("height and width must be multiples of 32 (the FCN's stride), e.g. [320, 480]")
-        return value
-
-    @field_validator("weights")
-    @classmethod
-    def _weights(cls, value: str) -> str:
-        if value in ("imagenet", "source", "none") or value.endswith((".pth", ".pt")):
-            return value
-        raise ValueError("must be imagenet, source, none or a path ending in .pth/.pt")
-
-
-def _profiles(model: type[BaseModel]) -> type[BaseModel]:
-    """``{demo: model, real: model}``"""
-    from pydantic import create_model
-
-    return create_model(f"{model.__name__}s", __base__=Strict, demo=(model, ...), real=(model, ...))
-
-
-DatasetProfiles = _profiles(DatasetProfile)
-BananasProfiles = _profiles(BananasProfile)
-CifarProfiles = _profiles(CifarProfile)
-PhotosProfiles = _profiles(PhotosProfile)
-KaggleCifarProfiles = _profiles(KaggleCifarProfile)
-KaggleDogsProfiles = _profiles(KaggleDogsProfile)
-StyleProfiles = _profiles(StyleProfile)
-VocProfiles = _profiles(VocProfile)
+    raise ValueError(f"must be {', '.join(names)} or a path ending in {'/'.join(suffixes)}")
 
 
 # --------------------------------------------------------------------------- the whole file
 
 
-class Params(Strict):
+class ParamsBase(Strict):
+    """What every params file has; :func:`assemble` adds one section per task."""
+
     profile: Literal["demo", "real"] = Field(
         "demo", description="the one switch: demo (offline, generated data) | real (real data, the book's recipe)"
     )
     common: Common = Common()
-    hotdog: HotdogProfiles
-    photos: PhotosProfiles
-    bananas: BananasProfiles
-    voc: VocProfiles
-    cifar10: CifarProfiles
-    kaggle_cifar10: KaggleCifarProfiles
-    kaggle_dogs: KaggleDogsProfiles
-    style: StyleProfiles
     smoke: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per task, values that replace the active profile's when common.smoke "
         "is true (same keys as the profile's section)"
@@ -590,6 +235,15 @@ class Params(Strict):
     def task(self, name: str) -> Any:
         """The active profile's section of a task, e.g. ``params.task('hotdog')``."""
         return getattr(getattr(self, name), self.profile)
+
+
+def assemble(sections: dict[str, type[BaseModel]]) -> type[ParamsBase]:
+    """The schema of the whole file: :class:`ParamsBase` and, per task section, ``{demo: schema, real: schema}``."""
+    from pydantic import create_model
+
+    fields = {name: (create_model(f"{model.__name__}s", __base__=Strict, demo=(model, ...), real=(model, ...)), ...)
+              for name, model in sections.items()}
+    return create_model("Params", __base__=ParamsBase, **fields)
 
 
 # --------------------------------------------------------------------------- loading
@@ -613,7 +267,7 @@ def _describe_allowed(model: type[BaseModel], loc: tuple) -> str:
     return ""
 
 
-def format_validation_error(error: ValidationError, source: str, model: type[BaseModel] = Params) -> str:
+def format_validation_error(error: ValidationError, source: str, model: type[BaseModel]) -> str:
     """One line: ``params.yaml: hotdog.demo.finetune.optim.lr = -1: must be greater than 0 (...)``."""
     parts = []
     for item in error.errors():
@@ -681,11 +335,11 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-def validate(data: dict, source: str = "params.yaml") -> Params:
+def validate(data: dict, model: type[ParamsBase], source: str = "params.yaml") -> ParamsBase:
     try:
-        return Params.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ParamsError(format_validation_error(exc, source)) from None
+        raise ParamsError(format_validation_error(exc, source, model)) from None
 
 
 def _overlay(target: dict, values: dict, where: str, source: str) -> None:
@@ -719,8 +373,8 @@ def apply_smoke(data: dict, source: str = "params.yaml") -> dict:
     return merged
 
 
-def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None,
-                data: dict | None = None) -> Params:
+def load_params(model: type[ParamsBase], path: str | Path = "params.yaml", overrides: list[str] | None = None,
+                data: dict | None = None) -> ParamsBase:
     """Read (unless ``data``, the file already read, is given), apply ``--set`` overrides, and
     validate the WHOLE file. With ``common.smoke: true``, the ``smoke`` section replaces values of
     each task's active profile first (``--set`` still wins)."""
@@ -739,4 +393,4 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = 
     smoked = apply_smoke(data, source)
     if (data.get("common") or {}).get("smoke") is True:
         data = overridden(smoked)
-    return validate(data, source)
+    return validate(data, model, source)

@@ -18,12 +18,16 @@ import os
 import subprocess
 import time
 import warnings
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from cvflow.errors import UserError
 
 ENV_URI = "MLFLOW_TRACKING_URI"
+#: the stage command running now (``train-hotdog-finetune``), set by ``cvflow VERB TASK``: every run it starts
+#: is tagged ``stage`` with it, so the tag is said in one place
+STAGE: ContextVar[str | None] = ContextVar("cvflow_stage", default=None)
 ENV_DVC_ROOT = "DVC_ROOT"
 
 for _name in ("mlflow", "alembic", "sqlalchemy"):
@@ -104,6 +108,8 @@ class Tracker:
         ``tags`` are set on a reopened run too: the device, precision or world size of a
         resumed attempt may differ from the first one's, and the run shows the latest.
         """
+        stage = STAGE.get()
+        tags = {**({"stage": stage} if stage else {}), **(tags or {})}
         if run_id:
             try:
                 run = self.client.get_run(run_id)

@@ -7,9 +7,9 @@
 * :mod:`cvflow.data.sources`: how a data set gets into ``data/``: verified downloads, safe
   archive extraction, the d2l hub, the Kaggle API and reorganisation, the one atomic
   ``materialize`` step, and one ``fetch_*`` per data set.
-* :mod:`cvflow.data.twins`: the offline demo generators (food photos and the hot dog twin,
+* the offline demo generators live beside this package, in :mod:`cvflow.twins` (food photos and the hot dog twin,
   the book's photos, bananas, VOC, CIFAR-10, dog breeds), all drawing with one shared
-  raster module (:mod:`cvflow.data.twins.raster`); their bytes are pinned by
+  raster module (:mod:`cvflow.twins.raster`); their bytes are pinned by
   ``tests/test_twins_bytes.py``.
 * :mod:`cvflow.data.submissions`: the Kaggle submission writers.
 """

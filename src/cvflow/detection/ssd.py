@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from cvflow.detection.boxes import multibox_prior
 from cvflow.losses import reduce_loss
+from cvflow.models.files import register_model
 
 __all__ = [
     "SIZES",
@@ -315,3 +316,10 @@ class DetectionTask:
             f"{split}_class_err_baseline": sums.get("cls_positive", 0.0) / max(sums["cls_total"], 1.0),
             f"{split}_bbox_mae": sums["bbox_abs"] / max(sums["bbox_total"], 1.0),
         }
+
+
+@register_model("tinyssd", init_only=("prior_prob",))
+def tinyssd(num_classes: int, sizes: Sequence[Sequence[float]] = SIZES, ratios: Sequence[Sequence[float]] = RATIOS,
+            prior_prob: float | None = None) -> TinySSD:
+    """:class:`TinySSD`, built so that its model file records it (``prior_prob`` only initialises)."""
+    return TinySSD(num_classes, sizes, ratios, prior_prob)

@@ -43,6 +43,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from cvflow.engine.checkpoint import fingerprint
+from cvflow.engine.paths import RunPaths
 from cvflow.engine.optim import build_optimizer, build_scheduler
 from cvflow.engine.runtime import (
     DistInfo,
@@ -52,6 +53,7 @@ from cvflow.engine.runtime import (
     seed_everything,
     shutdown_distributed,
     use_channels_last,
+    resolve_workers,
     use_pin_memory,
 )
 from cvflow.engine.trainer import Trainer, make_loader
@@ -60,49 +62,13 @@ from cvflow.engine.trainer import Trainer, make_loader
 TIMING_KEYS = ("epoch_seconds", "examples_per_sec")
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    """Every file one run of ``task`` named ``name`` writes, relative to the project folder ``root``."""
-
-    root: Path
-    task: str
-    name: str
-
-    @property
-    def model(self) -> Path:
-        return self.root / "data" / "models" / self.task / f"{self.name}.pt"
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.root / "data" / "checkpoints" / self.task / f"{self.name}.pt"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics" / self.task / f"{self.name}.json"
-
-    @property
-    def history(self) -> Path:
-        return self.root / "metrics" / self.task / f"{self.name}_history.csv"
-
-    @property
-    def reports(self) -> Path:
-        return self.root / "data" / "reports" / self.task
-
-    @property
-    def curves(self) -> Path:
-        return self.reports / f"{self.name}_curves.png"
-
-
 @dataclass
 class RunSpec:
     """Everything that makes one training run what it is (see the module docstring)."""
 
-    experiment: str                       # MLflow experiment: the task (hotdog, bananas, ...)
-    name: str                             # MLflow run name and file stem: finetune, tinyssd, ...
-    paths: RunPaths
-    arch: str                             # a key of cvflow.models.files.ARCHITECTURES
-    arch_kwargs: dict[str, Any]
-    build: Callable[[], nn.Module]        # called after seeding: the initial model
+    paths: RunPaths                       # its task is the MLflow experiment, its name the run's name
+    build: Callable[[], nn.Module]        # called after seeding: the initial model, from a registered builder
+                                          # (cvflow.models.files.register_model), so its file records it
     task: Any                             # an engine Task with a ``reduction`` field
     train_set: Dataset
     eval_set: Dataset | None
@@ -112,7 +78,7 @@ class RunSpec:
     classes: Sequence[str] = ()
     groups: Callable[[nn.Module], list[dict]] | None = None   # parameter groups (e.g. the head at 10x)
     collate_fn: Callable | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)       # e.g. the DVC stage (`stage`) and the variant
     meta: dict[str, Any] = field(default_factory=dict)        # reproducible facts for the model file
     curve_metric: str = "acc"
     curve_label: str = "accuracy"
@@ -162,16 +128,6 @@ def code_digest(prefix: str = "cvflow") -> str:
             with open(path, "rb") as handle:
                 digest.update(handle.read())
     return digest.hexdigest()
-
-
-def resolve_workers(spec: int | str, device: torch.device) -> int:
-    """``auto``: several loader processes on CUDA (decoding and augmentation overlap the GPU),
-    none on CPU or MPS (they would compete with the training threads for the same cores)."""
-    if spec != "auto":
-        return int(spec)
-    if device.type != "cuda":
-        return 0
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def without_timings(row: Mapping[str, float]) -> dict[str, float]:
@@ -249,16 +205,15 @@ def train_run(spec: RunSpec, params: Any) -> RunResult:
                           {"settings": fingerprint(spec.config), "code": code_digest(), "data": fingerprint(digests)},
                           scheduler=build_scheduler(optimizer, recipe.optim, recipe.epochs, len(train_loader)),
                           precision=precision, channels_last=use_channels_last(device, common.channels_last),
-                          dist_info=dist, description=spec.name)
+                          dist_info=dist, description=spec.paths.name)
         extra = trainer.resume() or {}
         if dist.is_main:
-            tracker = Tracker(spec.paths.root, spec.experiment, spec.name)
+            tracker = Tracker(spec.paths.root, spec.paths.task, spec.paths.name)
         with tracked(tracker, dist):
             run_id = None
             if tracker is not None:
                 run_id = tracker.start(extra.get("mlflow_run_id"),
-                                       tags={"stage": f"train-{spec.experiment}-{spec.name}",
-                                             **runtime_tags(device, precision, dist, params.profile), **spec.tags})
+                                       tags={**runtime_tags(device, precision, dist, params.profile), **spec.tags})
                 tracker.log_params({"profile": params.profile, "common": common.model_dump(mode="json"),
                                     "run": spec.config})
                 tracker.log_inputs({name: (folder, spec.input_digests.get(name) or digests[name])
@@ -269,11 +224,11 @@ def train_run(spec: RunSpec, params: Any) -> RunResult:
             final = without_timings(history[-1])
             if dist.is_main:
                 paths = spec.paths
-                save_model(paths.model, model, spec.arch, spec.arch_kwargs, spec.classes,
+                save_model(paths.model, model, spec.classes,
                            {**spec.meta, "epochs": len(history)})
                 write_json(paths.metrics, final)
                 write_csv(paths.history, [without_timings(row) for row in history])
-                training_curves({spec.name: history}, paths.curves, spec.title or f"{spec.experiment}: {spec.name}",
+                training_curves({paths.name: history}, paths.curves, spec.title or f"{paths.task}: {paths.name}",
                                 metric=spec.curve_metric, metric_label=spec.curve_label)
                 tracker.set_tags({"model_sha1": sha1sum(paths.model)})
                 tracker.log_artifact(paths.curves, "plots")
@@ -285,3 +240,21 @@ def train_run(spec: RunSpec, params: Any) -> RunResult:
         return RunResult(model, history, final, run_id, dist)
     finally:
         shutdown_distributed()
+
+
+def train_variant(params: Any, root: Path, task: str, variant: str, variants: Sequence[str], *, recipe: Any,
+                  data: Mapping[str, Path], digests: Mapping[str, str], config: Mapping[str, Any],
+                  meta: Mapping[str, Any] | None = None, **fields: Any) -> RunResult:
+    """One run of a task that trains several variants alike (fine-tune / scratch, augment / no-augment,
+    train / train_valid): the variant checked, and named, tagged, configured and recorded the same way for
+    every task. ``data``: the data sets read (name -> folder), ``digests`` their DVC hashes; ``fields``:
+    the rest of the :class:`RunSpec`."""
+    from cvflow.errors import UserError
+
+    if variant not in variants:
+        raise UserError(f"--variant {variant!r}: use one of {', '.join(variants)}")
+    spec = RunSpec(paths=RunPaths(root, task, variant), recipe=recipe, inputs=data, input_digests=digests,
+                   config={"variant": variant, "recipe": recipe.model_dump(mode="json"), "seed": params.common.seed,
+                           **config},
+                   tags={"variant": variant}, meta={"variant": variant, **(meta or {})}, **fields)
+    return train_run(spec, params)

@@ -146,3 +146,13 @@ def broadcast_object(obj, info: DistInfo):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def resolve_workers(spec: int | str, device: torch.device) -> int:
+    """``auto``: several loader processes on CUDA (decoding and augmentation overlap the GPU),
+    none on CPU or MPS (they would compete with the training threads for the same cores)."""
+    if spec != "auto":
+        return int(spec)
+    if device.type != "cuda":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) - 1))

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cvflow.models.files import register_model
+
 __all__ = ["Residual", "resnet18_cifar", "stage_channels"]
 
 
@@ -70,6 +72,7 @@ def _stage(in_channels: int, out_channels: int, num_residuals: int, first_block:
     return nn.Sequential(*blocks)
 
 
+@register_model("resnet18_cifar")
 def resnet18_cifar(num_classes: int = 10, in_channels: int = 3, width: int = 64) -> nn.Module:
     """The book's ``d2l.resnet18(num_classes, in_channels)`` for 32x32 images.
 

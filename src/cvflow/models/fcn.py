@@ -1,7 +1,7 @@
 """The book's FCN (13.11) and its bilinear kernel: the network, apart from the segmentation task.
 
 Here, not in :mod:`cvflow.segmentation`, so that rebuilding any model file
-(:data:`cvflow.models.files.ARCHITECTURES`) reaches no VOC or task code; the book's names are
+(registered with :func:`cvflow.models.files.register_model`) reaches no VOC or task code; the book's names are
 re-exported by :mod:`cvflow.segmentation`.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from cvflow.models.files import register_model
 
 __all__ = ["FCN", "STRIDE", "bilinear_kernel", "bilinear_upsampler", "fcn_resnet18"]
 
@@ -59,6 +61,7 @@ class FCN(nn.Sequential):
         return y[..., :h, :w] if pad_h or pad_w else y
 
 
+@register_model("fcn_resnet18", init_only=("backbone",))
 def fcn_resnet18(num_classes: int = 21, backbone: nn.Module | None = None) -> FCN:
     """The book's FCN: ``nn.Sequential(*list(pretrained_net.children())[:-2])``, a 1x1 ``final_conv`` to
     ``num_classes`` (PyTorch's default init, as the book's PyTorch code) and ``transpose_conv``

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from cvflow.errors import UserError
+from cvflow.models.files import register_model
 
 __all__ = ["LAYERS", "FrozenBackbone", "feature_head", "imagenet_resnet34"]
 
@@ -72,6 +73,7 @@ class FrozenBackbone(nn.Module):
             return self.net(images).float()
 
 
+@register_model("feature_head")
 def feature_head(in_features: int, num_classes: int, hidden: int = 256) -> nn.Sequential:
     """The book's ``output_new``: ``Linear(in_features, hidden) -> ReLU -> Linear(hidden, num_classes)``
     (PyTorch's default initialisation, as the book's PyTorch code)."""

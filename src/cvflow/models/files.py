@@ -5,7 +5,7 @@ A cvflow *model file* (``.pt``, written atomically by :func:`save_model`) is::
     {"format": 1, "arch": "resnet18", "arch_kwargs": {"num_classes": 2},
      "classes": [...], "state_dict": {...}, "meta": {...}}
 
-``arch`` names an entry of :data:`ARCHITECTURES` and ``arch_kwargs`` its arguments, so
+``arch`` names a builder registered with :func:`register_model` (by the module that defines it) and ``arch_kwargs`` its arguments, so
 :func:`load_model` rebuilds the right network whatever task wrote the file. ``meta`` holds
 only reproducible facts (the origin of the weights, the epochs trained): model files are DVC
 outputs and must come out byte-identical when the same code trains on the same data. Run ids
@@ -15,6 +15,8 @@ and timings live in MLflow, which finds a model's run by the file's hash
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,57 +28,70 @@ from cvflow.fileio import atomic_path
 
 MODEL_FORMAT = 1
 
-def _resnet18(**kwargs: Any) -> nn.Module:
-    from cvflow.models.resnet import build_resnet18
-
-    return build_resnet18(**kwargs)
-
-
-def _resnet18_cifar(**kwargs: Any) -> nn.Module:
-    from cvflow.models.cifar import resnet18_cifar
-
-    return resnet18_cifar(**kwargs)
+#: ``arch`` name -> what builds the network from ``arch_kwargs``. Filled by :func:`register_model` as each
+#: architecture's module is imported: loading a file runs only its own architecture's code.
+_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
 
 
-def _tinyssd(**kwargs: Any) -> nn.Module:
-    from cvflow.detection.ssd import TinySSD
+def register_model(name: str | None = None, init_only: tuple[str, ...] = ()) -> Callable[[Callable[..., nn.Module]],
+                                                                                  Callable[..., nn.Module]]:
+    """Register a model builder under ``name`` (default: its ``__name__``), as torchvision's
+    ``torchvision.models.register_model`` does for its own builders.
 
-    return TinySSD(**kwargs)
+    Every network the builder returns records its architecture (the name and the arguments it was
+    built with, those in ``init_only`` left out: they set initial weights, not the network's shape),
+    so :func:`save_model` writes it and :func:`load_model` rebuilds the same network.
+    """
+
+    def wrapper(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or builder.__name__
+        signature = inspect.signature(builder)
+
+        @functools.wraps(builder)
+        def build(*args: Any, **kwargs: Any) -> nn.Module:
+            model = builder(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs).arguments
+            model.cvflow_arch = (key, {k: v for k, v in bound.items() if k not in init_only})
+            return model
+
+        if key in _ARCHITECTURES:
+            raise ValueError(f"an architecture is already registered as {key!r}")
+        _ARCHITECTURES[key] = build
+        return build
+
+    return wrapper
 
 
-def _feature_head(**kwargs: Any) -> nn.Module:
-    from cvflow.models.features import feature_head
-
-    return feature_head(**kwargs)
-
-
-#: ``arch`` name -> what builds the network from ``arch_kwargs`` (its module imported on use).
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"resnet18": _resnet18, "resnet18_cifar": _resnet18_cifar,
-                                                     "tinyssd": _tinyssd}
-ARCHITECTURES["feature_head"] = _feature_head  # 13.14: the head trained on a frozen backbone's features
+def architecture_of(model: nn.Module) -> tuple[str, dict[str, Any]]:
+    """``(arch, arch_kwargs)`` of a network built by a registered builder."""
+    record = getattr(model, "cvflow_arch", None)
+    if record is None:
+        raise ValueError(f"{type(model).__name__} was not built by a builder registered with @register_model, so "
+                         "its model file could not be loaded again; build it with one")
+    return record
 
 
-def _fcn_resnet18(**kwargs: Any) -> nn.Module:
-    from cvflow.models.fcn import fcn_resnet18
+def list_models() -> list[str]:
+    """The registered architecture names (those whose modules are imported)."""
+    return sorted(_ARCHITECTURES)
 
-    return fcn_resnet18(**kwargs)
 
-
-ARCHITECTURES["fcn_resnet18"] = _fcn_resnet18  # 13.11: the book's FCN on a ResNet-18 body
+def _unknown(arch: str) -> str:
+    known = ", ".join(list_models()) or "none yet"
+    return (f"unknown architecture {arch!r} (registered: {known}); import the module that defines it "
+            "(it registers itself with @register_model) before building or loading it")
 
 
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
-    """The network named ``arch`` (a key of :data:`ARCHITECTURES`) built with ``kwargs``."""
-    if arch not in ARCHITECTURES:
-        raise UserError(f"unknown architecture {arch!r}: known ones are {', '.join(sorted(ARCHITECTURES))}")
-    return ARCHITECTURES[arch](**kwargs)
+    """The network registered as ``arch`` built with ``kwargs``."""
+    if arch not in _ARCHITECTURES:
+        raise UserError(_unknown(arch))
+    return _ARCHITECTURES[arch](**kwargs)
 
 
-def save_model(path: Path, model: nn.Module, arch: str, arch_kwargs: dict[str, Any], classes: Sequence[str],
-               meta: dict[str, Any] | None = None) -> Path:
-    """Write a model file atomically (see the module docstring)."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}")
+def save_model(path: Path, model: nn.Module, classes: Sequence[str], meta: dict[str, Any] | None = None) -> Path:
+    """Write a model file atomically (see the module docstring); its architecture is the one ``model`` records."""
+    arch, arch_kwargs = architecture_of(model)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     # written through a file object: torch.save names the zip's inner folder after a path it is given,
     # and the temporary file's random name would make every save differ ("archive/" instead)
@@ -95,8 +110,10 @@ def read_model_file(path: Path) -> dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
         raise UserError(f"{path}: not a readable model file ({type(exc).__name__}); rerun its training stage") from None
-    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT or data.get("arch") not in ARCHITECTURES:
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT or not isinstance(data.get("arch"), str):
         raise UserError(f"{path}: not a cvflow model file of format {MODEL_FORMAT}; rerun its training stage")
+    if data["arch"] not in _ARCHITECTURES:
+        raise UserError(f"{path}: " + _unknown(data["arch"]))
     return data
 
 

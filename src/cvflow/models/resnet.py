@@ -21,6 +21,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 
 from cvflow.errors import UserError
 from cvflow.models import pretrained
+from cvflow.models.files import register_model
 
 IMAGENET_WEIGHTS = ResNet18_Weights.IMAGENET1K_V1
 
@@ -35,6 +36,7 @@ def imagenet_state_dict(setting: str = "weights") -> dict[str, torch.Tensor]:
     return pretrained.state_dict(IMAGENET_WEIGHTS, setting, "source, none or a PATH.pth")
 
 
+@register_model("resnet18")
 def build_resnet18(num_classes: int) -> nn.Module:
     return resnet18(weights=None, num_classes=num_classes)
 

@@ -1,7 +1,7 @@
 """The banana detection data set (book 13.6) for training: a reader and the book's batches.
 
 The data (hub file ``banana-detection.zip``, or the twin of
-:mod:`cvflow.data.twins.bananas`) is::
+:mod:`cvflow.twins.bananas`) is::
 
     banana-detection/
         bananas_train/images/0.png ... 999.png    256x256 RGB PNG

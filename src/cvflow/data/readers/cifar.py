@@ -3,7 +3,7 @@
 **The md5 check.** ``torchvision.datasets.CIFAR10`` refuses any folder whose batch files do
 not have the md5 sums of the official archive, and a generated twin cannot have them.
 :class:`CIFAR10Twin` (a subclass) therefore replaces the expected md5 sums with those the
-generator (:mod:`cvflow.data.twins.cifar`) recorded in
+generator (:mod:`cvflow.twins.cifar`) recorded in
 ``cifar-10-batches-py/.cvflow-demo.json``; torchvision's own code then still verifies every
 file (a damaged twin is refused) and loads it. :func:`cifar10_dataset` picks the class:
 the twin's marker present means the twin, anything else goes to
@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from torchvision.datasets import CIFAR10 as _TorchvisionCIFAR10
 
-from cvflow.data.twins.output import DEMO_MARKER
+from cvflow.data.readers import DEMO_MARKER
 from cvflow.errors import DataError
 
 __all__ = ["CIFAR10_CLASSES", "CIFAR10_FOLDER", "CIFAR10Twin", "TRAIN_BATCHES", "cifar10_dataset"]

@@ -331,3 +331,16 @@ def classification_transforms(cfg) -> tuple[v2.Compose, v2.Compose]:
         train.append(v2.RandomHorizontalFlip())
     test = [v2.Resize([cfg.test_resize, cfg.test_resize], antialias=True), v2.CenterCrop(cfg.test_crop)]
     return v2.Compose(train + finish), v2.Compose(test + finish)
+
+
+class TensorImages(Dataset):
+    """uint8 CHW images held in memory (a generated set, CIFAR-10's decoded batches) with labels and a transform."""
+
+    def __init__(self, images, labels, transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        return self.transform(self.images[index]), self.labels[index]

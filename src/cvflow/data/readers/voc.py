@@ -1,7 +1,7 @@
 """Pascal VOC2012 semantic segmentation (book 13.9) for training: label decoding and a reader.
 
 The data (hub file ``VOCtrainval_11-May-2012.tar``, or the twin of
-:mod:`cvflow.data.twins.voc`) holds, among other things::
+:mod:`cvflow.twins.voc`) holds, among other things::
 
     VOCdevkit/VOC2012/
         JPEGImages/<id>.jpg                  RGB photos, up to 500x500

@@ -37,7 +37,7 @@ def fetch_bananas(dest: str | Path, source: str = "demo", *, path: str | Path | 
     (:func:`generate_bananas`). Returns the image count per split.
     """
     from cvflow.data.sources.materialize import fetch_dataset
-    from cvflow.data.twins.bananas import generate_bananas
+    from cvflow.twins.bananas import generate_bananas
 
     dest = Path(dest)
     counts = fetch_dataset(

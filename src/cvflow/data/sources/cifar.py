@@ -23,7 +23,7 @@ def fetch_cifar10(dest: Path, source: str, *, path: Path | None = None, n_train:
     """``dest/cifar-10-batches-py``: ``demo`` (the twin), ``torchvision`` (torchvision's own URL and
     MD5), or ``local`` (a folder holding cifar-10-batches-py, or cifar-10-python.tar.gz)."""
     from cvflow.data.sources.materialize import find_root, materialize, unpack_user_data
-    from cvflow.data.twins.cifar import generate_cifar10_torchvision
+    from cvflow.twins.cifar import generate_cifar10_torchvision
 
     def build(work: Path) -> Path:
         target = work / "target"

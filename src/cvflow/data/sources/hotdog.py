@@ -4,7 +4,7 @@ Three sources give the same layout, so everything downstream is identical:
 
 * ``d2l``: ``hotdog.zip`` from the book's data hub, SHA-1 checked, safely extracted;
 * ``local``: a folder or archive the user already has (e.g. ``../shared/data/hotdog``);
-* ``demo``: a twin generated offline by :mod:`cvflow.data.twins.hotdog` (JPEGs of varied sizes
+* ``demo``: a twin generated offline by :mod:`cvflow.twins.hotdog` (JPEGs of varied sizes
   and aspect ratios, hot dogs against other foods).
 """
 
@@ -45,7 +45,7 @@ def check_layout(root: Path) -> dict[str, dict[str, int]]:
 def fetch_hotdog(dest: Path, source: str, *, path: Path | None = None, hub_url: str | None = None,
                  demo=None, downloads: Path | None = None) -> dict[str, dict[str, int]]:
     """Materialise the data set at ``dest`` (replaced atomically); return the image counts."""
-    from cvflow.data.twins.hotdog import generate_hotdog
+    from cvflow.twins.hotdog import generate_hotdog
 
     if source == "demo" and demo is None:
         raise DataError("source: demo needs the demo settings (hotdog.<profile>.demo)")

@@ -17,7 +17,7 @@ in one flat folder:
   verified by the SHA-1 of its bytes;
 * ``local``: copied from a folder that holds them (flat, or a d2l-en checkout with
   ``img/``), each SHA-1 checked first;
-* ``demo``: stand-ins drawn by :mod:`cvflow.data.twins.photos`, deterministic, as JPEGs of the real sizes: on
+* ``demo``: stand-ins drawn by :mod:`cvflow.twins.photos`, deterministic, as JPEGs of the real sizes: on
   ``catdog.jpg`` a dog-like and a cat-like figure fill exactly the book's boxes
   (:data:`CATDOG_BOXES`), ``rainier.jpg`` is a mountain landscape, ``autumn-oak.jpg`` a
   painterly texture of brush strokes and ``cat1.jpg`` a cat lying on a dark blanket.
@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from cvflow.console import info
 from cvflow.errors import DataError
+from cvflow.data.readers.photos import CATDOG_BOXES, PHOTOS, Photo
 from cvflow.fileio import atomic_path
 
 __all__ = [
@@ -47,28 +47,6 @@ __all__ = [
 
 DEFAULT_PHOTOS_URL = "https://raw.githubusercontent.com/d2l-ai/d2l-en/master/img/"
 PHOTOS_URL_ENV = "CVFLOW_PHOTOS_URL"
-
-
-@dataclass(frozen=True)
-class Photo:
-    """One of the book's photos: its SHA-1 and its size (width, height)."""
-
-    sha1: str
-    size: tuple[int, int]
-
-
-PHOTOS: dict[str, Photo] = {
-    "catdog.jpg": Photo("60b7d540db03eef6b9834329bccc4417ef349bf6", (728, 561)),
-    "rainier.jpg": Photo("b0193ffd8ecea1631ac1092130017b884faafa30", (2048, 1365)),
-    "autumn-oak.jpg": Photo("bbe11f01403b9726bbc625589550e574fc45980a", (1717, 1200)),
-    "cat1.jpg": Photo("f9c5b905d908b97eeeb64ff34a46fa8b143f88f8", (500, 400)),
-}
-
-# The book's boxes on catdog.jpg (13.3): (x1, y1, x2, y2) in pixels.
-CATDOG_BOXES: dict[str, tuple[float, float, float, float]] = {
-    "dog": (60.0, 45.0, 378.0, 516.0),
-    "cat": (400.0, 112.0, 655.0, 493.0),
-}
 
 
 def photos_base_url(base_url: str | None = None) -> str:
@@ -120,7 +98,7 @@ def fetch_photos(dest: str | os.PathLike, source: str = "demo", path: str | os.P
     ``names`` picks a subset of :data:`PHOTOS`. Every file is written atomically.
     """
     from cvflow.data.sources.download import download, sha1sum
-    from cvflow.data.twins.photos import render_photo
+    from cvflow.twins.photos import render_photo
 
     dest = Path(dest)
     chosen = _names(names)

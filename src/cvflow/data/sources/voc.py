@@ -35,7 +35,7 @@ def fetch_voc(dest: str | Path, source: str = "demo", *, path: str | Path | None
     Returns the image count of the train and val lists.
     """
     from cvflow.data.sources.materialize import fetch_dataset
-    from cvflow.data.twins.voc import generate_voc
+    from cvflow.twins.voc import generate_voc
 
     dest = Path(dest)
     counts = fetch_dataset(

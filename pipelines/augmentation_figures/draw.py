@@ -22,7 +22,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from cvflow.augmentation import BOOK_AUGMENTERS, SEED, augmented_copies, draw_grid, draw_overview
 from cvflow.errors import DataError
-from cvflow.params import Params
+from cvflow.params import ParamsBase as Params
 from cvflow.plots import _save
 
 __all__ = ["PHOTO", "FILES", "OVERVIEW", "reports_dir", "load_cat", "copies", "figures"]

@@ -3,7 +3,7 @@
 The book's authors made the real set by pasting a banana sprite at random positions,
 scales and rotations onto varied photos; :func:`generate_bananas` does the same with a
 banana drawn here (a curved, shaded yellow body, brown tips, a stem, an anti-aliased alpha
-mask) on the procedural backgrounds of :mod:`cvflow.data.twins.raster`. The box is the
+mask) on the procedural backgrounds of :mod:`cvflow.twins.raster`. The box is the
 tight box of the pasted sprite's non-zero alpha, as pixel edges: ``xmin`` is the first
 covered column, ``xmax`` one past the last (so ``xmax - xmin`` is the width in pixels).
 """
@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from cvflow.console import progress
 from cvflow.data.readers.bananas import BANANA_HEADER, FOLDERS, SPLITS
-from cvflow.data.twins.raster import distractor, pixel_grid, table_background, value_noise
+from cvflow.twins.raster import distractor, pixel_grid, table_background, value_noise
 
 __all__ = ["generate_bananas", "render_banana_scene"]
 

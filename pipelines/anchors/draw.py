@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from cvflow.detection import multibox_detection, multibox_prior, multibox_target
+from cvflow.detection.boxes import multibox_detection, multibox_prior, multibox_target
 from cvflow.errors import DataError
-from cvflow.params import Params
+from cvflow.params import ParamsBase as Params
 from cvflow.plots import _save, plt
 
 __all__ = [

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
 from cvflow.errors import DataError
-from cvflow.params import Params
+from cvflow.params import ParamsBase as Params
 from cvflow.plots import _save, plt
 from cvflow.models.fcn import bilinear_upsampler
 

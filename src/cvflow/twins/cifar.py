@@ -32,9 +32,9 @@ from PIL import Image, ImageDraw
 
 from cvflow.console import progress
 from cvflow.data.readers.cifar import CIFAR10_CLASSES, CIFAR10_FOLDER, TRAIN_BATCHES
-from cvflow.data.twins.output import (balanced_labels, building, check_counts, md5sum, write_csv,
+from cvflow.twins.output import (balanced_labels, building, check_counts, md5sum, write_csv,
                                       write_marker)
-from cvflow.data.twins.raster import Pen, choose, draw_legs, finish, jitter, pick, scene, shade
+from cvflow.twins.raster import Pen, choose, draw_legs, finish, jitter, pick, scene, shade
 
 __all__ = ["generate_cifar10_torchvision", "generate_kaggle_cifar10", "render_cifar"]
 

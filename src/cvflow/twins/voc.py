@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from cvflow.console import progress
 from cvflow.data.readers.voc import IGNORE_INDEX, voc_palette
-from cvflow.data.twins.raster import blob, value_noise
+from cvflow.twins.raster import blob, value_noise
 
 __all__ = ["generate_voc", "render_voc_scene"]
 

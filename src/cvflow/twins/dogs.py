@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from cvflow.console import progress
-from cvflow.data.twins.output import balanced_labels, building, check_counts, write_csv, write_marker
-from cvflow.data.twins.raster import RGB, Pen, choose, draw_legs, finish, jitter, pick, scene, shade
+from cvflow.twins.output import balanced_labels, building, check_counts, write_csv, write_marker
+from cvflow.twins.raster import RGB, Pen, choose, draw_legs, finish, jitter, pick, scene, shade
 from cvflow.errors import DataError
 
 __all__ = ["DOG_BREEDS", "generate_kaggle_dogs", "render_dog"]

@@ -20,10 +20,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from cvflow.data.readers import DEMO_MARKER
 from cvflow.errors import DataError
 from cvflow.fileio import replace_dir
 
-DEMO_MARKER = ".cvflow-demo.json"
 
 # The marker's "generator" value names the generator as it was first published
 # (cvflow.data.cifar.<function>). It is an identifier, not an import path: the twins'

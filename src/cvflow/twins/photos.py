@@ -14,8 +14,8 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from cvflow.data.sources.photos import CATDOG_BOXES, PHOTOS
-from cvflow.data.twins.raster import value_noise
+from cvflow.data.readers.photos import CATDOG_BOXES, PHOTOS
+from cvflow.twins.raster import value_noise
 
 __all__ = ["render_photo"]
 

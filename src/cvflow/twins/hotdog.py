@@ -1,6 +1,6 @@
 """The hot dog twin (book 13.2): ``{train,test}/{hotdog,not-hotdog}/*.jpg``, drawn offline.
 
-JPEGs of varied sizes and aspect ratios from :func:`cvflow.data.twins.food.render_food`:
+JPEGs of varied sizes and aspect ratios from :func:`cvflow.twins.food.render_food`:
 hot dogs against the other foods (hard negatives included).
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from cvflow.console import progress
 from cvflow.data.readers.hotdog import CLASSES
-from cvflow.data.twins.food import FOOD_CLASSES, render_food
+from cvflow.twins.food import FOOD_CLASSES, render_food
 
 __all__ = ["generate_hotdog"]
 

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from cvflow.data.twins.raster import (RGB, blob, dark, distractor, dot, ellipse_poly, light, mix, pixel_grid,
+from cvflow.twins.raster import (RGB, blob, dark, distractor, dot, ellipse_poly, light, mix, pixel_grid,
                                       random_hsv, table_background)
 
 __all__ = ["FOOD_CLASSES", "render_food", "render_batch"]

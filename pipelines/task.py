@@ -1,0 +1,155 @@
+"""How a task declares itself, once: its params schema, its variants and its stages.
+
+A task module under ``pipelines/`` ends with one :class:`Task`. Everything else follows from it:
+the ``cvflow VERB TASK`` commands (:mod:`cvflow.stages.cli`), the params schema of the whole file
+(:mod:`cvflow.pipelines`), and the DVC stages of ``dvc.yaml`` (:mod:`cvflow.stages.dag`), whose code
+dependencies the import analysis (:mod:`cvflow.stages.deps`) finds from the stage's function.
+
+A stage function takes ``(params, root, **options)``: the validated params file, the project folder,
+and the values of the stage's own :class:`Option` s that are passed as keyword arguments (a
+variant stage also gets ``variant``). This module imports no library code: importing every task's
+declaration (to validate ``params.yaml``) stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Generic, Mapping, TypeVar
+
+P = TypeVar("P")
+
+#: the options every command shares (written once in :mod:`cvflow.stages.cli`); ``--epochs``, ``--lr`` and
+#: ``--batch-size`` exist where the stage trains with a recipe
+RECIPE_KEYS = {"epochs": "epochs", "lr": "optim.lr", "batch_size": "batch_size"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a stage command beyond the shared ones.
+
+    ``key``: the params key it overrides, relative to the task's active profile (``data.source``) or, starting
+    with ``common.``, absolute; ``kwarg``: passed to the stage function as this keyword argument. ``convert``
+    turns the typed value into the override (``300x450`` -> ``[[300, 450]]``).
+    """
+
+    name: str
+    type: type
+    help: str
+    key: str | None = None
+    kwarg: bool = False
+    choices: tuple[str, ...] = ()
+    convert: Callable[[Any], Any] | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One command of a task, and (unless ``dvc`` is false) its DVC stage, one per variant.
+
+    Paths and keys may hold ``{variant}``. ``deps`` are the data the stage reads (other stages' outputs);
+    its code dependencies are found by the import analysis. ``params`` are keys of the task's active profile,
+    or ``common.*``/``profile``.
+    """
+
+    verb: str
+    function: str
+    help: str
+    word: str | None = None              # the command's word after the verb (default: the task's name)
+    variants: tuple[str, ...] = ()
+    variant_help: str = ""
+    recipe: str | None = None            # the Recipe this stage trains with: --epochs, --lr, --batch-size
+    options: tuple[Option, ...] = ()
+    adjust: Callable[[dict], dict] | None = None  # option values -> option values (defaults that depend on others)
+    deps: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()         # "" tracks the whole profile section
+    variant_deps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)    # a variant's own, added
+    variant_params: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # a variant's own, added
+    outs: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    dvc: bool = True                     # false: by hand only (e.g. sending a Kaggle submission)
+    top_level: bool = False              # `cvflow VERB` with no task word (stylize)
+    echo_paths: bool = False             # print the returned {name: path} (figures)
+
+
+@dataclass(frozen=True)
+class Task(Generic[P]):
+    """A task: its name (the command word), its params section and schema, its module, its stages."""
+
+    name: str
+    module: str                          # the module that holds the stage functions (usually the declaring one)
+    stages: tuple[Stage, ...]
+    profile: type[P] | None = None       # the schema of one profile (demo and real share it); None: no section
+    section: str | None = None           # params.yaml's section (default: the name with '_' for '-')
+    title: str = ""                      # the book's section, for comments and help
+    charts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # dvc.yaml top-level plots
+
+    @property
+    def key(self) -> str | None:
+        """The params section of this task, or None when it has no params of its own."""
+        if self.profile is None:
+            return None
+        return self.section or self.name.replace("-", "_")
+
+    def cfg(self, params: Any) -> P:
+        """The active profile's section of this task, typed as its schema."""
+        return getattr(getattr(params, self.key), params.profile)
+
+    def stage(self, verb: str) -> Stage:
+        return next(s for s in self.stages if s.verb == verb)
+
+    def stage_name(self, stage: Stage, variant: str | None = None) -> str:
+        """The stage's name in dvc.yaml (and its runs' MLflow tag ``stage``): ``train-hotdog-finetune``."""
+        if stage.top_level:
+            return stage.verb
+        return "-".join([stage.verb, stage.word or self.name] + ([variant] if variant else []))
+
+    def override(self, profile: str, key: str) -> str:
+        """The absolute params key of ``key`` (relative to the active profile unless ``common.``/``profile``)."""
+        if key == "profile" or key.startswith("common."):
+            return key
+        return f"{self.key}.{profile}.{key}"
+
+
+# ----------------------------------------------------------------------------- what several tasks declare alike
+
+
+def fetch_stage(out: str, sources: str, help: str, word: str | None = None,
+                params: tuple[str, ...] = ("data", "demo")) -> Stage:
+    """``cvflow fetch NAME [--source S] [--path P]``: a data set into ``out`` (the function ``fetch``)."""
+    return Stage("fetch", "fetch", help, word=word, params=params, outs=(out,), options=(
+        Option("source", str, f"{sources} (default: the active profile's data.source)", key="data.source", kwarg=True),
+        Option("path", Path, "folder or archive for --source local", key="data.path", kwarg=True),
+    ))
+
+
+def prepare_stage(dataset: str) -> Stage:
+    """``cvflow prepare NAME``: the book's train / valid / train_valid / test folders (the function ``prepare``)."""
+    return Stage(
+        "prepare", "prepare",
+        f"data/{dataset}-prepared/{{train,valid,train_valid,test/unknown}}: per class max(floor(n_min x "
+        "valid_ratio), 1) images to valid (the book's rule), seeded.",
+        deps=(f"data/{dataset}",), params=("common.seed", "valid_ratio", "reorg"), outs=(f"data/{dataset}-prepared",),
+        options=(Option("valid_ratio", float, "default: the active profile's valid_ratio", key="valid_ratio"),
+                 Option("reorg", str, "link | manifest", key="reorg")))
+
+
+def run_files(experiment: str, name: str = "{variant}") -> dict[str, tuple[str, ...]]:
+    """The outputs of one tracked training run (see ``cvflow.engine.run.RunPaths``), as Stage fields."""
+    return {"outs": (f"data/models/{experiment}/{name}.pt", f"data/reports/{experiment}/{name}_curves.png",
+                     f"metrics/{experiment}/{name}_history.csv"),
+            "metrics": (f"metrics/{experiment}/{name}.json",)}
+
+
+def curves(*files: str, y: str | list[str], x: str = "epoch") -> dict[str, Any]:
+    """A comparison chart (dvc.yaml's top-level plots): ``y`` of each history file against ``x``."""
+    return {"template": "linear", "x": x, "y": {f: y for f in files}}
+
+
+def submit_stage(competition: str, default_file: str, default_message: str) -> Stage:
+    """``cvflow submit NAME``: the submission file to its Kaggle competition, by hand only (the function ``submit``)."""
+    return Stage("submit", "submit", f"Submit to Kaggle competition {competition}, after checking the file.",
+                 dvc=False, options=(
+                     Option("file", Path, f"the CSV to send (default {default_file} in the project folder)",
+                            kwarg=True),
+                     Option("message", str, f"the submission's description (default: {default_message})",
+                            kwarg=True)))

@@ -1,1 +1,0 @@
-"""Twins: offline demo data in the real data sets' formats, drawn with :mod:`cvflow.data.twins.raster`."""

@@ -1,0 +1,1 @@
+"""Twins: offline demo data in the real data sets' formats, drawn with :mod:`cvflow.twins.raster`."""
