@@ -250,7 +250,8 @@ def predict(params: Params, root: Path) -> Path:
 TASK: Task[BananasProfile] = Task(
     name="bananas", module=__name__, profile=BananasProfile, title="13.6-13.7 TinySSD on bananas",
     stages=(
-        fetch_stage(DATA, "demo | d2l | local", "Banana detection (13.6) into data/banana-detection/bananas_{train,val}/."),
+        fetch_stage(DATA, "demo | d2l | local",
+                    "Banana detection (13.6) into data/banana-detection/bananas_{train,val}/."),
         Stage("train", "train", "TinySSD on the banana detection set (book 13.7).", recipe="recipe", deps=(DATA,),
               params=("common.seed", "common.precision", "image_size", "recipe", "prior_prob", "augment", "input_max"),
               **run_files(EXPERIMENT, RUN)),

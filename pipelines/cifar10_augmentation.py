@@ -124,7 +124,8 @@ def train(params: Params, root: Path, variant: str) -> dict:
 
     cfg = TASK.cfg(params)
     augment = variant == "augment"
-    config = {"net": cfg.net.model_dump(mode="json"), "augment": cfg.augment.model_dump(mode="json") if augment else None,
+    config = {"net": cfg.net.model_dump(mode="json"),
+              "augment": cfg.augment.model_dump(mode="json") if augment else None,
               "train_images": cfg.train_images, "data": cfg.data.model_dump(mode="json"),
               "demo": cfg.demo.model_dump(mode="json")}
     data = "data/cifar10"

@@ -182,7 +182,8 @@ def pretrain(params: Params, root: Path) -> Path:
     from cvflow.engine.run import train_run
     from cvflow.fileio import write_json
     from cvflow.models.files import save_model
-    from cvflow.models.resnet import IMAGENET_WEIGHTS, build_resnet18, imagenet_state_dict, load_backbone, read_state_dict
+    from cvflow.models.resnet import (IMAGENET_WEIGHTS, build_resnet18, imagenet_state_dict, load_backbone,
+                                      read_state_dict)
 
     cfg = TASK.cfg(params)
     paths = run_paths(root, SOURCE)

@@ -57,8 +57,7 @@ class KaggleCifarProfile(KaggleProfile):
 
 
 def competition():
-    """Kaggle's ``cifar-10`` in this project: :class:`cvflow.competition.Competition` (its files, fetch, prepare,
-    prepared splits, submit)."""
+    """Kaggle's ``cifar-10`` in this project: a :class:`cvflow.competition.Competition`."""
     from cvflow.competition import Competition
 
     return Competition("cifar-10", "kaggle-cifar10", "trainLabels.csv", "kaggle_cifar10_tiny", "Kaggle CIFAR-10")
@@ -71,7 +70,8 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
 
     cfg = TASK.cfg(params)
     return fetch_files(competition(), root, source or cfg.data.source, path or cfg.data.path, params.common.hub_url,
-                       generate=lambda folder: generate_kaggle_cifar10(folder, cfg.demo.train, cfg.demo.test, cfg.demo.seed))
+                       generate=lambda folder: generate_kaggle_cifar10(folder, cfg.demo.train, cfg.demo.test,
+                                                                       cfg.demo.seed))
 
 
 def prepare(params: Params, root: Path) -> dict:
@@ -117,8 +117,8 @@ def _folder(params: Params, root: Path, split: str, transform, classes=None):
     """A prepared split (``train``, ``valid``, ``train_valid``) as an image folder, decoded once."""
     from cvflow.competition import split as prepared_split
 
-    return prepared_split(competition(), root, split, transform, TASK.cfg(params).reorg, f"kaggle_cifar10.{params.profile}.reorg",
-                          params.common, classes)
+    return prepared_split(competition(), root, split, transform, TASK.cfg(params).reorg,
+                          f"kaggle_cifar10.{params.profile}.reorg", params.common, classes)
 
 
 def train(params: Params, root: Path, variant: str) -> dict:

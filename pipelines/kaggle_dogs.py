@@ -130,8 +130,7 @@ def run_paths(root: Path, variant: str):
 
 
 def competition():
-    """Kaggle's ``dog-breed-identification`` in this project: :class:`cvflow.competition.Competition` (its files, fetch, prepare,
-    prepared splits, submit)."""
+    """Kaggle's ``dog-breed-identification`` in this project: a :class:`cvflow.competition.Competition`."""
     from cvflow.competition import Competition
 
     return Competition("dog-breed-identification", "kaggle-dogs", "labels.csv", "dog_tiny", "Kaggle dog breeds")
@@ -211,8 +210,8 @@ def _image_folder(params: Params, root: Path, split: str, transform, classes=Non
     """A prepared split (``train``, ``valid``, ``train_valid``) as an image folder, decoded once."""
     from cvflow.competition import split as prepared_split
 
-    return prepared_split(competition(), root, split, transform, TASK.cfg(params).reorg, f"kaggle_dogs.{params.profile}.reorg",
-                          params.common, classes)
+    return prepared_split(competition(), root, split, transform, TASK.cfg(params).reorg,
+                          f"kaggle_dogs.{params.profile}.reorg", params.common, classes)
 
 
 def features(params: Params, root: Path) -> Path:
@@ -326,7 +325,8 @@ def _split(cache: dict, root: Path, split: str):
             raise UserError(f"{folder / unknown[0]}: not in {features_file(root)}; rerun `cvflow features kaggle-dogs`")
         rows += [row_of[n] for n in names]
     if not rows:
-        raise UserError(f"{competition().prepared_dir(root) / split}: no images; run `cvflow prepare kaggle-dogs` first")
+        folder = competition().prepared_dir(root) / split
+        raise UserError(f"{folder}: no images; run `cvflow prepare kaggle-dogs` first")
     rows = torch.tensor(rows, dtype=torch.long)
     return rows, cache["labelled"]["labels"][rows]
 
@@ -409,9 +409,10 @@ def predict(params: Params, root: Path) -> Path:
     head, data = load_model(model_file)
     probs = _probabilities(head, cache["test"], tta_flip=cfg.tta_flip)
     sample = competition().data_dir(root) / SAMPLE
+    test_folder = competition().prepared_dir(root) / "test" / "unknown"
     path = write_dog_submission(cache["test"]["ids"], probs.numpy(), list(data["classes"]),
                                 sample if sample.exists() else None, competition().submission_file(root),
-                                expected_ids=image_ids(list_images(competition().prepared_dir(root) / "test" / "unknown")))
+                                expected_ids=image_ids(list_images(test_folder)))
     tracker = find_run(root, EXPERIMENT, sha1sum(model_file))
     if tracker is not None:
         tracker.log_artifact(path, "submission")

@@ -87,7 +87,7 @@ def _parameters(task: Task, stage: Stage) -> list[inspect.Parameter]:
                                            help="params file; its folder is the project folder")),
         ("overrides", Optional[list[str]], typer.Option(
             None, "--set", metavar="KEY=VALUE",
-            help="override one param for this run, e.g. --set hotdog.demo.finetune.epochs=2 (repeatable)")),
+            help="override one param for this run, e.g. --set common.seed=1 (repeatable)")),
     ]
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
             for name, kind, default in found]

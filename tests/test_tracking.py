@@ -6,7 +6,7 @@ import json
 
 from mlflow.tracking import MlflowClient
 
-from cvflow.tracking import ENV_URI, Tracker, find_run, flatten, tracking_uri
+from cvflow.tracking import ENV_URI, STAGE, Tracker, find_run, flatten, tracking_uri
 
 
 def test_default_store_is_inside_the_project(tmp_path, monkeypatch):
@@ -23,7 +23,11 @@ def test_flatten():
 def test_run_params_metrics_artifacts(tmp_path, mlflow_uri, monkeypatch):
     monkeypatch.setenv("DVC_EXP_NAME", "exp-lr-sweep")
     tracker = Tracker(tmp_path, "hotdog", "finetune")
-    run_id = tracker.start(tags={"stage": "train-hotdog-finetune"})
+    token = STAGE.set("train-hotdog-finetune")  # what `cvflow train hotdog --variant finetune` sets
+    try:
+        run_id = tracker.start()
+    finally:
+        STAGE.reset(token)
     tracker.log_params({"run": {"recipe": {"lr": 0.01, "epochs": 3}}})
     for epoch in (1, 2, 3):
         tracker.on_epoch_end({"epoch": epoch, "train_loss": 1.0 / epoch, "test_acc": 0.5 + epoch / 10})

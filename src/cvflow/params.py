@@ -306,7 +306,7 @@ def set_dotted(data: dict, dotted_key: str, value: Any) -> None:
 def parse_override(text: str) -> tuple[str, Any]:
     """``key.path=value`` with the value parsed as YAML (so ``1e-3``, ``true``, ``[1, 2]`` work)."""
     if "=" not in text:
-        raise ParamsError(f"--set {text!r}: expected KEY=VALUE, e.g. --set hotdog.demo.finetune.epochs=2")
+        raise ParamsError(f"--set {text!r}: expected KEY=VALUE, e.g. --set common.seed=1")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from cvflow.data.readers import DEMO_MARKER
+from cvflow.data.readers.demo import DEMO_MARKER
 from cvflow.errors import DataError
 from cvflow.fileio import replace_dir
 

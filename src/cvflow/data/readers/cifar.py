@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from torchvision.datasets import CIFAR10 as _TorchvisionCIFAR10
 
-from cvflow.data.readers import DEMO_MARKER
+from cvflow.data.readers.demo import DEMO_MARKER
 from cvflow.errors import DataError
 
 __all__ = ["CIFAR10_CLASSES", "CIFAR10_FOLDER", "CIFAR10Twin", "TRAIN_BATCHES", "cifar10_dataset"]
