@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
+import yaml
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
@@ -37,9 +39,74 @@ def _book_statistics(project):
     bbox_labels, bbox_masks, cls_labels = reference.multibox_target(anchors, labels)
     wrong = float((cls_preds.argmax(dim=-1).type(cls_labels.dtype) != cls_labels).sum())  # the book's cls_eval
     bbox_abs = float((torch.abs((bbox_labels - bbox_preds) * bbox_masks)).sum())          # the book's bbox_eval
+    detections = reference.multibox_detection(torch.softmax(cls_preds, dim=2).permute(0, 2, 1), bbox_preds, anchors,
+                                              nms_threshold=_params(project)["nms_threshold"])  # the book's predict
+    loss = float(reference.calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks).mean())
     return {"val_class_err": wrong / cls_labels.numel(),
             "val_class_err_baseline": float((cls_labels > 0).sum()) / cls_labels.numel(),
-            "val_bbox_mae": bbox_abs / bbox_labels.numel()}
+            "val_bbox_mae": bbox_abs / bbox_labels.numel()}, detections, labels, images, loss
+
+
+def _params(project) -> dict:
+    return yaml.safe_load((project / "params.yaml").read_text())["bananas"]["demo"]
+
+
+def _iou(box, boxes):
+    """IoU of one (x1, y1, x2, y2) box with each of ``boxes`` (COCO: areas without +1)."""
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = w * h
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return inter / (area(box) + area(boxes) - inter)
+
+
+def _coco_map(detections, labels, size: int) -> dict:
+    """mAP@0.5 and mAP@[0.5:0.95] by hand, as COCO's evaluation defines them (one class, at most 100
+    detections per image, greedy matching in descending score, 101-point interpolated precision)."""
+    dets, truths = [], []
+    for rows, truth in zip(detections.numpy().astype(np.float64), labels.numpy().astype(np.float64)):
+        rows = rows[rows[:, 0] >= 0]
+        rows = rows[np.argsort(-rows[:, 1], kind="mergesort")][:100]
+        dets.append((rows[:, 1], rows[:, 2:] * size))
+        truths.append(truth[truth[:, 0] >= 0][:, 1:] * size)
+    n_truth = sum(len(t) for t in truths)
+    recall_points = np.linspace(0, 1, 101)
+    aps = []
+    for threshold in np.linspace(0.5, 0.95, 10):
+        scores, hits = [], []
+        for (score, boxes), truth in zip(dets, truths):
+            taken = np.zeros(len(truth), dtype=bool)
+            for box in boxes:
+                iou = _iou(box, truth) if len(truth) else np.zeros(0)
+                iou[taken] = -1
+                best = int(np.argmax(iou)) if len(iou) else -1
+                hit = best >= 0 and iou[best] >= threshold
+                if hit:
+                    taken[best] = True
+                hits.append(hit)
+            scores.append(score)
+        order = np.argsort(-np.concatenate(scores), kind="mergesort")
+        hit = np.array(hits, dtype=bool)[order]
+        tp, fp = np.cumsum(hit), np.cumsum(~hit)
+        recall = tp / n_truth
+        precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+        precision = np.maximum.accumulate(precision[::-1])[::-1]  # the precision envelope
+        at = np.searchsorted(recall, recall_points, side="left")
+        aps.append(np.mean([precision[i] if i < len(precision) else 0.0 for i in at]))
+    return {"map_50": aps[0], "map": float(np.mean(aps))}
+
+
+def _untrained_loss(project, images, labels) -> float:
+    """The book's loss on bananas_val of the TinySSD training started from: the same seed, the same init."""
+    from cvflow.detection import TinySSD
+    from cvflow.detection import reference
+
+    torch.manual_seed(yaml.safe_load((project / "params.yaml").read_text())["common"]["seed"])
+    net = TinySSD(num_classes=1, prior_prob=_params(project)["prior_prob"])
+    with torch.inference_mode():
+        anchors, cls_preds, bbox_preds = net.eval()(images)
+    bbox_labels, bbox_masks, cls_labels = reference.multibox_target(anchors, labels)
+    return float(reference.calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks).mean())
 
 
 def test_train_evaluate_predict(project, mlflow_uri):
@@ -48,10 +115,16 @@ def test_train_evaluate_predict(project, mlflow_uri):
         result = run_cvflow(*args, *TINY, cwd=project)
         assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((project / "metrics" / "bananas.json").read_text())
-    book = _book_statistics(project)
+    book, detections, labels, images, loss = _book_statistics(project)
     for key, value in book.items():
         assert metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-9), key
-    assert metrics["val_images"] == 4 and 0.0 < metrics["map"] <= metrics["map_50"] + 1e-9 or metrics["map_50"] == 0
+    assert metrics["val_images"] == 4
+    # the mAPs equal COCO's definition computed by hand on the book's own detections of the same model
+    by_hand = _coco_map(detections, labels, 64)
+    for key in ("map_50", "map"):
+        assert metrics[key] == pytest.approx(by_hand[key], abs=1e-6), (key, metrics[key], by_hand[key])
+    # the model learned: its loss on bananas_val is below the loss of the initial weights it started from
+    assert loss < _untrained_loss(project, images, labels)
     history = (project / "metrics" / "bananas" / "tinyssd_history.csv").read_text().splitlines()
     assert history[0].split(",") == ["epoch", "train_loss", "train_class_err", "train_class_err_baseline",
                                      "train_bbox_mae", "test_loss", "test_class_err", "test_class_err_baseline",

@@ -76,8 +76,13 @@ def test_kaggle_cifar10_to_a_checked_submission(project, mlflow_uri):
 
     assert {r[1] for r in rows[1:]} <= set(CIFAR10_CLASSES)
     metrics = json.loads((project / "metrics" / "kaggle-cifar10.json").read_text())
-    assert metrics["submission_rows"] == len(test_ids) and 0 <= metrics["valid_acc"] <= 1
+    assert metrics["submission_rows"] == len(test_ids)
     assert set(metrics["valid_acc_per_class"]) <= set(CIFAR10_CLASSES)
+    # the valid accuracy (and per class) is the saved `train` model's, recounted here image by image
+    hits = _valid_hits_by_hand(project)
+    assert metrics["valid_images"] == sum(len(h) for h in hits.values())
+    assert metrics["valid_acc"] == pytest.approx(sum(map(sum, hits.values())) / metrics["valid_images"], abs=1e-6)
+    assert metrics["valid_acc_per_class"] == {c: pytest.approx(sum(h) / len(h), abs=1e-6) for c, h in hits.items()}
     # scored against labels: the submission's own labels score 1; flipping half of them scores 0.5
     labels = project / "labels.csv"
     flipped = [[r[0], r[1] if i % 2 else ("cat" if r[1] != "cat" else "dog")] for i, r in enumerate(rows[1:])]
@@ -91,7 +96,29 @@ def test_kaggle_cifar10_to_a_checked_submission(project, mlflow_uri):
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert [a.path for a in client.list_artifacts(runs["train_valid"].info.run_id, "submission")] == \
         ["submission/kaggle-cifar10.csv"]
-    assert "eval_valid_acc" in runs["train"].data.metrics
+    assert runs["train"].data.metrics["eval_valid_acc"] == pytest.approx(metrics["valid_acc"])
+
+
+def _valid_hits_by_hand(project: Path) -> dict[str, list[bool]]:
+    """Per class, whether ``data/models/kaggle-cifar10/train.pt`` classifies each image of the prepared valid
+    split right: every PNG read with PIL, normalised as the book's transform_test, classified one at a time."""
+    import numpy as np
+    import yaml
+    from PIL import Image
+
+    from cvflow.models.files import load_model
+
+    model, data = load_model(project / "data" / "models" / "kaggle-cifar10" / "train.pt")
+    model.eval()
+    cfg = yaml.safe_load((project / "params.yaml").read_text())["kaggle_cifar10"]["demo"]["transforms"]
+    mean, std = torch.tensor(cfg["mean"]).view(3, 1, 1), torch.tensor(cfg["std"]).view(3, 1, 1)
+    hits: dict[str, list[bool]] = {}
+    with torch.inference_mode():
+        for label, name in enumerate(data["classes"]):
+            for path in sorted((project / "data" / "kaggle-cifar10-prepared" / "valid" / name).glob("*.png")):
+                x = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float() / 255
+                hits.setdefault(name, []).append(int(model(((x - mean) / std)[None]).argmax()) == label)
+    return hits
 
 
 def _checkpoint_epoch(path: Path) -> int:
@@ -146,4 +173,10 @@ def test_real_kaggle_slice_through_the_local_source(project, mlflow_uri):
     _ok("evaluate", "kaggle-cifar10", "--labels", str(real / "testLabels.csv"), cwd=project, extra=small)
     metrics = json.loads((project / "metrics" / "kaggle-cifar10.json").read_text())
     assert metrics["submission_rows"] == 846 and metrics["test_scored"] == 846
-    assert 0.0 <= metrics["test_acc"] <= 1.0
+    # the test accuracy is the submission's agreement with the true labels, counted here by hand
+    with (real / "testLabels.csv").open(newline="") as handle:
+        truth = {row["id"]: row["label"] for row in csv.DictReader(handle)}
+    predicted = {r[0]: r[1] for r in _submission(project)[1:]}
+    assert set(predicted) == set(truth)
+    right = sum(predicted[i] == truth[i] for i in truth)
+    assert metrics["test_acc"] == pytest.approx(right / len(truth), abs=1e-6)

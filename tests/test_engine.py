@@ -104,8 +104,18 @@ def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
 
 
 def test_training_learns_and_reports_metrics(tmp_path):
-    history = _trainer(tmp_path, epochs=6, lr=0.3).fit(*_loaders())
+    trainer = _trainer(tmp_path, epochs=6, lr=0.3)
+    history = trainer.fit(*_loaders())
     assert history[-1]["train_acc"] > 0.75 and history[-1]["test_acc"] > 0.7
+    # the last epoch's test metrics are the trained model's, recomputed here one example at a time
+    model = trainer.model.eval()
+    test = _data(32, 1)
+    with torch.no_grad():
+        logits = [model(x[None])[0] for x, _ in test]
+    correct = sum(int(out.argmax()) == int(y) for out, (_, y) in zip(logits, test))
+    loss = sum(-torch.log_softmax(out, dim=0)[int(y)].item() for out, (_, y) in zip(logits, test)) / len(test)
+    assert history[-1]["test_acc"] == pytest.approx(correct / len(test), abs=1e-12)
+    assert history[-1]["test_loss"] == pytest.approx(loss, rel=1e-5)
     assert set(history[0]) >= {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "examples_per_sec",
                                "lr", "epoch_seconds"}
     assert history[0]["examples_per_sec"] > 0

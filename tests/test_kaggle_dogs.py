@@ -275,14 +275,37 @@ def test_features_train_predict_evaluate_to_a_checked_submission(dogs, mlflow_ur
     assert [r[0] for r in rows[1:]] == [r[0] for r in sample[1:]] and sorted(r[0] for r in rows[1:]) == test_ids
     assert all(abs(sum(map(float, r[1:])) - 1) < 1e-6 for r in rows[1:])
     assert metrics["submission_rows"] == 6 and metrics["submission_breeds"] == 3 and metrics["valid_images"] == 3
-    assert metrics["uniform_log_loss"] == pytest.approx(math.log(3)) and 0 <= metrics["valid_acc"] <= 1
-    assert metrics["valid_log_loss"] > 0
+    assert metrics["uniform_log_loss"] == pytest.approx(math.log(3))
+    # Kaggle's log loss and the accuracy, recomputed by hand from the saved `train` head on the cached valid views
+    log_loss, accuracy = _valid_scores_by_hand(dogs, pipeline.run_paths(dogs, "train").model, params)
+    assert metrics["valid_log_loss"] == pytest.approx(log_loss, rel=1e-9)
+    assert metrics["valid_acc"] == pytest.approx(accuracy, abs=1e-12)
     client = MlflowClient(mlflow_uri)
     experiment = client.get_experiment_by_name("kaggle-dogs")
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert [a.path for a in client.list_artifacts(runs["train_valid"].info.run_id, "submission")] == \
         ["submission/kaggle-dogs.csv"]
-    assert "eval_valid_log_loss" in runs["train"].data.metrics
+    assert runs["train"].data.metrics["eval_valid_log_loss"] == pytest.approx(metrics["valid_log_loss"])
+    assert runs["train"].data.metrics["eval_valid_acc"] == pytest.approx(metrics["valid_acc"])
+
+
+def _valid_scores_by_hand(root: Path, model_file: Path, params) -> tuple[float, float]:
+    """(Kaggle's multi-class log loss, accuracy) of the head in ``model_file`` on the valid images: softmax of
+    each cached view (the test view, and its mirror when tta_flip), averaged; each row divided by its sum,
+    clipped to [1e-15, 1 - 1e-15]; minus the mean log-probability of the true breed."""
+    from cvflow.models.files import load_model
+
+    cache = _cache(root)["valid"]
+    head, _ = load_model(model_file)
+    head.eval()
+    views = [cache["test_view"]] + ([cache["flip_view"]] if params.task("kaggle_dogs").tta_flip else [])
+    with torch.inference_mode():
+        probs = np.mean([torch.softmax(head(v).double(), dim=1).numpy() for v in views], axis=0)
+    labels = cache["labels"].numpy()
+    probs = np.clip(probs / probs.sum(axis=1, keepdims=True), 1e-15, 1 - 1e-15)
+    log_loss = -sum(math.log(probs[i, y]) for i, y in enumerate(labels)) / len(labels)
+    accuracy = sum(int(np.argmax(probs[i]) == y) for i, y in enumerate(labels)) / len(labels)
+    return log_loss, accuracy
 
 
 def test_views_0_trains_the_head_on_the_fly_as_the_book(dogs, tmp_path, mlflow_uri):

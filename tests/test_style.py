@@ -92,8 +92,17 @@ def test_total_loss_at_the_books_weights_is_the_books_sum_with_its_tenfold_style
     styles_Y_gram = [book_gram(torch.randn(1, c, 6, 8, generator=g)) for c in (2, 4, 8)]
     book = book_compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram)
     ours = S.compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, *S.BOOK_WEIGHTS)
-    assert S.BOOK_WEIGHTS == (1, 1e4, 10)
     torch.testing.assert_close(ours[3], book[3], rtol=1e-6, atol=0)
+    # each weight scales its own term, as the formula l = cw * sum(content) + sw * sum(style) + tw * tv says
+    content = sum(book_content_loss(a, b) for a, b in zip(contents_Y_hat, contents_Y))
+    style = sum(book_style_loss(a, b) for a, b in zip(styles_Y_hat, styles_Y_gram))
+    tv = book_tv_loss(X)
+    for cw, sw, tw in [(1, 0, 0), (0, 1, 0), (0, 0, 1), (2.5, 300.0, 7.0), (1, 2e4, 10), (1, 1e4, 10)]:
+        c, st, t, total = S.compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, cw, sw, tw)
+        torch.testing.assert_close(sum(c), cw * content, rtol=1e-6, atol=1e-12)
+        torch.testing.assert_close(sum(st), sw * style, rtol=1e-6, atol=1e-12)
+        torch.testing.assert_close(t, tw * tv, rtol=1e-6, atol=1e-12)
+        torch.testing.assert_close(total, cw * content + sw * style + tw * tv, rtol=1e-6, atol=1e-12)
     torch.testing.assert_close(sum(ours[1]), 10 * sum(book[1]), rtol=1e-6, atol=0)  # the reported style term
     # the written 1e3 without the ten-fold list is another loss: the test tells them apart
     written = S.compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, 1, 1e3, 10)

@@ -163,8 +163,53 @@ def test_real_voc_slice_trains_and_predicts(project):
     counts = voc.fetch(_params(project), project, source="local", path=slice_)
     assert counts == {"train": 11, "val": 6}
     final = voc.train(_params(project), project)
-    assert 0 <= final["test_miou"] <= 1 and final["test_pixel_acc_baseline"] > 0
+    history = (project / "metrics" / "voc" / "fcn_history.csv").read_text().splitlines()
+    last = dict(zip(history[0].split(","), history[-1].split(",")))
+    for key in ("test_miou", "test_pixel_acc", "test_pixel_acc_baseline"):  # what train returns is its last epoch
+        assert final[key] == pytest.approx(float(last[key]), rel=1e-6), key
     metrics = voc.evaluate(_params(project), project)
-    assert metrics["val_images"] == 6 and 0 <= metrics["miou"] <= 1
+    assert metrics["val_images"] == 6
     assert set(metrics["iou"]) > {"background"}  # the real masks hold objects
+    # every score recomputed by hand (numpy) from the saved model's predictions of the whole val images
+    by_hand = _scores_by_hand(project)
+    for key in ("miou", "pixel_acc", "miou_baseline", "pixel_acc_baseline"):
+        assert metrics[key] == pytest.approx(by_hand[key], abs=1e-6), (key, metrics[key], by_hand[key])
+    assert metrics["iou"] == {k: pytest.approx(v, abs=1e-6) for k, v in by_hand["iou"].items()}
+
+
+def _scores_by_hand(project) -> dict:
+    """IoU per class (tp / (tp + fp + fn) over all val pixels, 255 left out, classes present in the truth or
+    the predictions), their mean, pixel accuracy on the non-255 pixels, and both for background everywhere."""
+    import numpy as np
+
+    from cvflow.data.readers.voc import VOC_CLASSES, VOCSegDataset
+    from cvflow.models.files import load_model
+
+    model, _ = load_model(project / "data" / "models" / "voc" / "fcn.pt")
+    model.eval()
+    val = VOCSegDataset(project / "data" / "voc", "val", crop_size=None)
+    boundary = yaml.safe_load((project / "params.yaml").read_text())["voc"]["demo"]["boundary"]
+    n = len(VOC_CLASSES)
+    truth, predicted = [], []
+    with torch.inference_mode():
+        for i in range(len(val)):
+            image, label = val[i]
+            truth.append(label.numpy().astype(np.int64).ravel())
+            predicted.append(model(image[None])[0].argmax(dim=0).numpy().astype(np.int64).ravel())
+    truth = np.concatenate(truth)
+    counted = truth != 255
+    # pixel accuracy: the 255 band left out (boundary: ignore) or counted as background (the book's)
+    acc_truth = truth[counted] if boundary == "ignore" else np.where(counted, truth, 0)
+
+    def scores(pred):
+        t, p = truth[counted], pred[counted]
+        confusion = np.bincount(t * n + p, minlength=n * n).reshape(n, n)
+        tp = np.diag(confusion)
+        union = confusion.sum(0) + confusion.sum(1) - tp
+        iou = {VOC_CLASSES[c].replace(" ", "_").replace("/", "_"): tp[c] / union[c] for c in range(n) if union[c]}
+        acc = (acc_truth == (p if boundary == "ignore" else pred)).mean()
+        return {"iou": iou, "miou": float(np.mean(list(iou.values()))), "pixel_acc": float(acc)}
+
+    model_scores, background = scores(np.concatenate(predicted)), scores(np.zeros_like(truth))
+    return {**model_scores, "miou_baseline": background["miou"], "pixel_acc_baseline": background["pixel_acc"]}
     assert (project / "data" / "reports" / "voc" / "predictions.png").exists()
