@@ -498,7 +498,7 @@ TASK: Task[KaggleDogsProfile] = Task(
         submit_stage("dog-breed-identification (13.14)", "data/submissions/kaggle-dogs.csv",
                      "the git commit and the MLflow run of the head"),
     ),
-    charts={"Kaggle dog breeds loss per epoch, train and valid (13.14; valid loss = Kaggle's log loss unclipped)": {
+    charts={"Kaggle dog breeds loss per epoch, train and valid (13.14; valid loss = the Kaggle log loss, unclipped)": {
         "template": "linear", "x": "epoch",
         "y": {f"metrics/{EXPERIMENT}/train_history.csv": ["train_loss", "test_loss"],
               f"metrics/{EXPERIMENT}/train_valid_history.csv": "train_loss"}}},

@@ -98,7 +98,7 @@ def _coco_map(detections, labels, size: int) -> dict:
 
 def _untrained_loss(project, images, labels) -> float:
     """The book's loss on bananas_val of the TinySSD training started from: the same seed, the same init."""
-    from cvflow.detection import TinySSD
+    from cvflow.detection.ssd import TinySSD
     from cvflow.detection import reference
 
     torch.manual_seed(yaml.safe_load((project / "params.yaml").read_text())["common"]["seed"])

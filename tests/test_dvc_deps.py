@@ -163,3 +163,12 @@ def lazy():
     assert not has_code(ast.parse('"""doc only."""\n'))
     assert has_code(ast.parse('"""doc."""\nfrom cvflow.x import y\n'))
     assert is_exempt("cvflow.stages.cli") and is_exempt("cvflow.params") and not is_exempt("cvflow.fileio")
+
+
+def test_chart_titles_have_no_quotes():
+    """dvc-render puts a chart's title, unescaped, into a JavaScript string of the page: a quote in it ends
+    the string early and that chart never draws."""
+    from cvflow.pipelines import TASKS
+
+    titles = [title for task in TASKS for title in task.charts]
+    assert titles and not [t for t in titles if "'" in t or '"' in t]
