@@ -130,12 +130,21 @@ def _submission_ids(path: Path) -> list[str]:
         return [row[0] for row in list(csv.reader(handle))[1:]]
 
 
-def test_real_profile_runs_every_stage_on_local_data(tmp_path):
+@pytest.fixture
+def torch_home(tmp_path):
+    """$TORCH_HOME with the stand-in ImageNet weights (700 MB, VGG-19's mostly): removed after the test,
+    since pytest keeps the temporary folders of its last runs."""
+    home = tmp_path / "torch"
+    yield home, _stand_in_weights(home)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_real_profile_runs_every_stage_on_local_data(tmp_path, torch_home):
     root = tmp_path / "cvflow"
     env = git_copy(root)
     paths = _local_data(tmp_path / "local")
-    weights = _stand_in_weights(tmp_path / "torch")
-    env["TORCH_HOME"] = str(tmp_path / "torch")
+    home, weights = torch_home
+    env["TORCH_HOME"] = str(home)
     params = _real_profile(root, paths)
 
     start = time.monotonic()
