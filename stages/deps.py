@@ -3,16 +3,17 @@
 No module is imported: the analysis reads source with :mod:`ast` (fast, no torch). A stage runs
 
 * the command layer (:mod:`cvflow.stages`) and the package of task declarations (:mod:`cvflow.pipelines`,
-  which imports every task module to validate the params file): their module-level code runs, and what
-  it imports is followed;
-* its stage function, in its task module: that module's module-level code, the functions the stage
-  function reaches by name, transitively, and everything they import;
-* every library module reached: the whole module (lazy imports inside functions included, since they
-  run when called), and the packages above it.
+  which imports every task module to validate the params file);
+* its stage function, in its task module;
+* in every module reached: the module-level statements (imports, constants, class bodies, decorators)
+  and what they name, and of its functions and classes only those reached by name (``from m import f``
+  in reached code, or a call of ``f`` from reached code of the same module), transitively, lazy imports
+  inside them included (they run when called). A module imported whole (``import m``) counts whole; a
+  class counts whole (its methods are called through attributes, which no static analysis resolves).
 
-A task module is a dependency of a stage when one of its functions or values is used by that stage,
-not when only its declaration is (every stage imports every declaration); a library module is one when
-reached at all. Modules that cannot change any DVC output are exempt (:data:`EXEMPT`).
+Every reached library module is a dependency (DVC's deps are files, and the module's own loading runs
+it); a task module is one only when code of it beyond its declaration is used (every stage imports every
+declaration). Modules that cannot change any DVC output are exempt (:data:`EXEMPT`).
 
 Python has no tool that answers "which files can this call run" statically and without importing
 (``modulefinder`` imports nothing but follows whole modules and knows no functions), hence this module.

@@ -73,6 +73,13 @@ def test_the_analysis_follows_lazy_imports_and_helpers_reached_by_name():
             _rel("cvflow.twins.cifar")} <= deps
     # and none of the training code
     assert _rel("cvflow.engine.trainer") not in deps
+    # one library module, two stages: each depends on what its own function of it reaches
+    fetch, prepare = (set(_stages()[f"{verb}-kaggle-cifar10"]["deps"]) for verb in ("fetch", "prepare"))
+    competition, reorg, download = (_rel(m) for m in ("cvflow.competition", "cvflow.data.sources.kaggle_reorg",
+                                                      "cvflow.data.sources.kaggle"))
+    assert competition in fetch and competition in prepare
+    assert download in fetch and reorg not in fetch
+    assert reorg in prepare and download not in prepare and _rel("cvflow.twins.cifar") not in prepare
     # train hotdog finetune reaches resnet through a helper of its module (build -> load_backbone)
     assert _rel("cvflow.models.resnet") in set(_stages()["train-hotdog-finetune"]["deps"])
 

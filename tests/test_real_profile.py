@@ -40,11 +40,8 @@ KAGGLE_CIFAR10_TEST = 20
 
 
 def _twins(module: str):
-    """The project's twin generators: ``cvflow.twins.<module>`` (new home) or ``cvflow.data.twins.<module>``."""
-    try:
-        return importlib.import_module(f"cvflow.twins.{module}")
-    except ModuleNotFoundError:
-        return importlib.import_module(f"cvflow.data.twins.{module}")
+    """The project's twin generator ``cvflow.twins.<module>``."""
+    return importlib.import_module(f"cvflow.twins.{module}")
 
 
 def _imagenet_weights() -> list:

@@ -113,3 +113,46 @@ def test_default_store_artifacts_stay_in_the_project(tmp_path, monkeypatch):
     tracker.log_artifact(tmp_path / "a.txt")
     assert (tmp_path / "mlflow.db").exists()
     assert list((tmp_path / "mlruns" / "hotdog").rglob("a.txt"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_tracking_server_that_does_not_answer_is_one_line_within_seconds(tmp_path, monkeypatch):
+    import time
+
+    import pytest
+
+    from cvflow.errors import UserError
+
+    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    monkeypatch.setenv(ENV_URI, uri)
+    started = time.monotonic()
+    with pytest.raises(UserError) as error:
+        Tracker(tmp_path, "hotdog", "finetune")
+    assert time.monotonic() - started < 15
+    message = str(error.value)
+    assert uri in message and ENV_URI in message and "\n" not in message
+    with pytest.raises(UserError, match=uri):  # evaluation's look-up of a model's run fails the same way
+        find_run(tmp_path, "hotdog", "0" * 40)
+
+
+def test_a_corrupt_sqlite_store_is_one_line_and_left_untouched(tmp_path, monkeypatch):
+    import pytest
+
+    from cvflow.errors import UserError
+
+    monkeypatch.delenv(ENV_URI, raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    store = tmp_path / "mlflow.db"
+    garbage = b"this was a database until the disk filled up" * 100
+    store.write_bytes(garbage)
+    with pytest.raises(UserError, match="mlflow.db: not a readable MLflow store") as error:
+        Tracker(tmp_path, "hotdog", "finetune")
+    assert "\n" not in str(error.value) and "mlflow.db.broken" in str(error.value)
+    assert store.read_bytes() == garbage and sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]

@@ -118,8 +118,9 @@ def latest_run_id(root: Path, experiment: str) -> str | None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from cvflow.tracking import tracking_uri
+    from cvflow.tracking import check_store, tracking_uri
 
+    check_store(tracking_uri(root))
     client = MlflowClient(tracking_uri=tracking_uri(root))
     try:
         found = client.get_experiment_by_name(experiment)

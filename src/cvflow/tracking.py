@@ -13,6 +13,7 @@ never loses an epoch nor logs one twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -45,6 +46,47 @@ def tracking_uri(project_dir: Path) -> str:
     if uri:
         return uri
     return f"sqlite:///{store_dir(project_dir) / 'mlflow.db'}"
+
+
+#: MLflow's HTTP client retries a failing call with backoff for minutes by default; cvflow bounds every call
+#: to about half a minute (a user's own setting of these variables wins)
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2"}
+_CHECKED: set[str] = set()
+
+
+def check_store(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, in one line, when the store at ``uri`` cannot be used: a tracking server that does not
+    answer its ``/health`` within ``timeout`` seconds, or an sqlite file that is not a database. Reads
+    only; checked once per process and URI."""
+    if uri in _CHECKED:
+        return
+    for name, value in HTTP_LIMITS.items():
+        os.environ.setdefault(name, value)
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            answer = requests.get(uri.rstrip("/") + "/health", timeout=(timeout, timeout))
+            answer.raise_for_status()
+        except requests.RequestException as exc:
+            reason = type(exc).__name__ + (f" {exc.response.status_code}" if getattr(exc, "response", None) is not None
+                                           else "")
+            raise UserError(f"MLflow tracking server {uri} does not answer ({reason}); start it (`mlflow server "
+                            f"--host 127.0.0.1 --port PORT`) or fix {ENV_URI} (unset, runs go to the project's "
+                            "mlflow.db)") from None
+    elif uri.startswith("sqlite:///"):
+        import sqlite3
+
+        path = Path(uri[len("sqlite:///"):])
+        if path.exists():
+            try:
+                with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                    db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.Error as exc:
+                raise UserError(f"{path}: not a readable MLflow store ({exc}); move it aside (e.g. `mv {path.name} "
+                                f"{path.name}.broken`: the next run starts a new one) or set {ENV_URI}") from None
+    _CHECKED.add(uri)
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -85,6 +127,7 @@ class Tracker:
         self._mlflow = mlflow
         self.project_dir = Path(project_dir)
         self.uri = tracking_uri(self.project_dir)
+        check_store(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment = experiment
         self.run_name = run_name
@@ -277,7 +320,9 @@ def find_run(project_dir: Path, experiment: str, model_sha1: str) -> "Tracker | 
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri(project_dir))
+    uri = tracking_uri(project_dir)
+    check_store(uri)
+    client = MlflowClient(tracking_uri=uri)
     try:
         found = client.get_experiment_by_name(experiment)
         if found is None:
