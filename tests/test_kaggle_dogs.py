@@ -226,6 +226,7 @@ def test_log_loss_is_kaggles_clipped_multiclass_log_loss():
 # ----------------------------------------------------------------------------- training, resume, outputs
 
 
+@pytest.mark.slow
 def test_head_training_resumes_where_it_stopped(dogs, mlflow_uri, monkeypatch):
     """An interrupted head training, rerun, ends where an uninterrupted one does (the drawn views too)."""
     import cvflow.engine.run as run_module
@@ -261,6 +262,7 @@ def test_head_training_resumes_where_it_stopped(dogs, mlflow_uri, monkeypatch):
     assert not paths.checkpoint.exists()
 
 
+@pytest.mark.slow
 def test_features_train_predict_evaluate_to_a_checked_submission(dogs, mlflow_uri):
     from cvflow.pipelines import kaggle_dogs as pipeline
 
@@ -286,6 +288,7 @@ def test_features_train_predict_evaluate_to_a_checked_submission(dogs, mlflow_ur
     assert "eval_valid_log_loss" in runs["train"].data.metrics
 
 
+@pytest.mark.slow
 def test_views_0_trains_the_head_on_the_fly_as_the_book(dogs, tmp_path, mlflow_uri):
     from cvflow.models.files import read_model_file
     from cvflow.pipelines import kaggle_dogs as pipeline
