@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository root, the real data slices in ../shared/data, tiny projects."""
+"""Shared fixtures: the repository root, the real data slices in ../shared/data, tiny projects, and the
+one fresh copy of the repository that the smoke pass and then the demo's `dvc repro` run in."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -76,3 +79,55 @@ def git_copy(root: Path) -> dict:
     for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
         subprocess.run(command, cwd=root, check=True, env=env, capture_output=True)
     return env
+
+
+def ran_stages(stdout: str) -> set[str]:
+    """The stages a `dvc repro` or `dvc exp run` ran (not those it found up to date or restored)."""
+    return {line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")}
+
+
+@pytest.fixture(scope="session")
+def pipeline_copy(tmp_path_factory) -> SimpleNamespace:
+    """One fresh copy of the repository (`git_copy`) for both passes over every stage of `dvc.yaml`:
+    the smoke pass first (`smoke_pass`, tests/test_dvc_smoke.py), then the demo (`demo_repo`,
+    tests/test_e2e_dvc.py)."""
+    root = tmp_path_factory.mktemp("pipeline") / "cvflow"
+    env = git_copy(root)
+    return SimpleNamespace(root=root, env=env, dvc=[sys.executable, "-m", "dvc"], smoke=None, demo=None)
+
+
+@pytest.fixture(scope="session")
+def smoke_pass(pipeline_copy) -> SimpleNamespace:
+    """`dvc exp run -S common.smoke=true` in the fresh copy: every stage on tiny data. Its checks
+    (tests/test_dvc_smoke.py) read the workspace, so they run before `demo_repo` overwrites it."""
+    copy = pipeline_copy
+    start = time.monotonic()
+    copy.smoke = subprocess.run([*copy.dvc, "exp", "run", "-S", "common.smoke=true"], cwd=copy.root,
+                                env=copy.env, capture_output=True, text=True, timeout=1800)
+    copy.smoke_seconds = time.monotonic() - start
+    return copy
+
+
+@pytest.fixture(scope="session")
+def demo_repo(request, pipeline_copy):
+    """The demo's `dvc repro` in the same copy, after the smoke pass when this session runs the smoke
+    checks (alone, the e2e tests skip it): params.yaml and dvc.lock go back to the committed demo, the
+    smoke's MLflow store moves aside (the e2e checks count the demo's runs), and every stage must rerun,
+    for the smoke switch is a param of each."""
+    copy = pipeline_copy
+    if any("smoke_pass" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.getfixturevalue("smoke_pass")
+        subprocess.run(["git", "checkout", "-q", "HEAD", "--", "params.yaml", "dvc.lock"], cwd=copy.root,
+                       env=copy.env, check=True, capture_output=True)
+        aside = copy.root.parent / "smoke-mlflow"
+        aside.mkdir(exist_ok=True)
+        for name in ("mlflow.db", "mlruns"):
+            if (copy.root / name).exists():
+                shutil.move(copy.root / name, aside / name)
+    start = time.monotonic()
+    copy.demo = subprocess.run([*copy.dvc, "repro"], cwd=copy.root, env=copy.env, capture_output=True,
+                               text=True, timeout=1800)
+    copy.demo_seconds = time.monotonic() - start
+    assert copy.demo.returncode == 0, copy.demo.stdout[-3000:] + copy.demo.stderr[-3000:]
+    print(f"demo repro over every stage: {copy.demo_seconds:.0f} s")
+    return copy.root, copy.env, copy.dvc, copy.demo

@@ -10,7 +10,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import git_copy
+
+pytestmark = pytest.mark.slow  # `dvc repro`, `dvc exp run`
 
 #: A small stage with an upstream stage: fetch-photos -> figures-anchors.
 TARGET = "figures-anchors"

@@ -5,6 +5,9 @@ scratch, TinySSD must beat the all-background class error and reach the stated m
 committed dvc.lock must come out unchanged (every output reproduced to the byte, so `git status`
 is clean), a second `dvc repro` must run nothing, and editing one learning rate or the demo twins'
 raster module must invalidate exactly the stages that depend on it.
+
+It runs in the fresh copy the smoke pass ran in just before (`demo_repo` in conftest.py, after
+tests/test_dvc_smoke.py): the demo's `dvc repro` must rerun every stage, none restored from the smoke's.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import git_copy
+from conftest import ran_stages
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +31,14 @@ def _run(args, cwd, env, timeout=1800):
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def demo_repo(tmp_path_factory):
-    """A git clone of the working tree's tracked files, with `dvc repro` run once."""
-    root = tmp_path_factory.mktemp("e2e") / "cvflow"
-    env = git_copy(root)
-    dvc = [sys.executable, "-m", "dvc"]
-    first = _run([*dvc, "repro"], root, env)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    return root, env, dvc, first
+def test_repro_runs_every_stage_after_the_smoke_pass(demo_repo):
+    """The smoke switch is a param of every stage, so the demo's repro after the smoke pass reruns the
+    whole DAG: no stage is skipped or restored from the smoke's run cache."""
+    root, _, _, first = demo_repo
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    ran = ran_stages(first.stdout)
+    assert ran == set(stages), sorted(set(stages) - ran)
+    assert "skipping run" not in first.stdout, first.stdout[-3000:]
 
 
 def test_repro_reproduces_the_committed_lock_to_the_byte(demo_repo):

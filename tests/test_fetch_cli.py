@@ -13,6 +13,8 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 
 from cvflow.data.readers.bananas import BananasDataset
 from cvflow.data.readers.cifar import cifar10_dataset
@@ -39,6 +41,7 @@ def _cli(project: Path, *args: str) -> str:
     return result.stderr
 
 
+@pytest.mark.slow
 def test_every_demo_twin_fetches_and_reads_back(project):
     for name in ("photos", "bananas", "voc", "cifar10", "kaggle-cifar10", "kaggle-dogs"):
         _cli(project, "fetch", name)

@@ -146,6 +146,7 @@ def test_weights_file_and_backbone_checks(tmp_path):
         resnet.load_backbone(model, resnet.read_state_dict(tmp_path / "other.pth"), "other.pth")
 
 
+@pytest.mark.slow
 def test_cli_local_real_photos_one_short_epoch(project):
     real = shared("hotdog")
     data = tiny_params()

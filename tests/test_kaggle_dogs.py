@@ -225,6 +225,7 @@ def test_log_loss_is_kaggles_clipped_multiclass_log_loss():
 # ----------------------------------------------------------------------------- training, resume, outputs
 
 
+@pytest.mark.slow
 def test_head_training_resumes_where_it_stopped(dogs, mlflow_uri, monkeypatch):
     """An interrupted head training, rerun, ends where an uninterrupted one does (the drawn views too)."""
     import cvflow.engine.run as run_module
@@ -260,6 +261,7 @@ def test_head_training_resumes_where_it_stopped(dogs, mlflow_uri, monkeypatch):
     assert not paths.checkpoint.exists()
 
 
+@pytest.mark.slow
 def test_features_train_predict_evaluate_to_a_checked_submission(dogs, mlflow_uri):
     from cvflow.pipelines import kaggle_dogs as pipeline
 
@@ -308,6 +310,7 @@ def _valid_scores_by_hand(root: Path, model_file: Path, params) -> tuple[float, 
     return log_loss, accuracy
 
 
+@pytest.mark.slow
 def test_views_0_trains_the_head_on_the_fly_as_the_book(dogs, tmp_path, mlflow_uri):
     from cvflow.models.files import read_model_file
     from cvflow.pipelines import kaggle_dogs as pipeline

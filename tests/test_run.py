@@ -84,6 +84,7 @@ def _runs(uri):
     return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
 
 
+@pytest.mark.slow
 def test_outputs_hold_results_only_and_mlflow_has_the_rest(tmp_path, mlflow_uri, data_dir):
     from cvflow.models.resnet import build_resnet18
 
@@ -131,6 +132,7 @@ def _stop_after(monkeypatch, interrupt):
     monkeypatch.setattr(run_module.Trainer, "fit", lambda self, *args, **kwargs: interrupt(self, original, *args, **kwargs))
 
 
+@pytest.mark.slow
 def test_interrupt_is_killed_and_resume_finishes_the_same_run(tmp_path, mlflow_uri, data_dir, monkeypatch):
     from cvflow.models.resnet import build_resnet18
 
@@ -155,6 +157,7 @@ def test_interrupt_is_killed_and_resume_finishes_the_same_run(tmp_path, mlflow_u
     assert [m.step for m in client.get_metric_history(result.run_id, "train_loss")] == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_other_data_is_not_resumed(tmp_path, mlflow_uri, data_dir, capsys, monkeypatch):
     from cvflow.models.resnet import build_resnet18
 

@@ -59,6 +59,7 @@ def trained(tmp_path_factory):
     return root, uri
 
 
+@pytest.mark.slow
 def test_train_evaluate_pictures_and_mlflow(trained, monkeypatch):
     from cvflow.pipelines import voc
 
@@ -93,6 +94,7 @@ def test_train_evaluate_pictures_and_mlflow(trained, monkeypatch):
                                                                                  "plots/fcn_curves.png"}
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_same_model(trained, project, mlflow_uri, monkeypatch):
     import shutil
 
@@ -152,6 +154,7 @@ def test_upsampling_figure_doubles_the_photo(tmp_path):
         figures.figures(None, tmp_path)
 
 
+@pytest.mark.slow
 def test_real_voc_slice_trains_and_predicts(project):
     """11 real train and 6 real val images (../shared/data/voc-mini): fetched as `--source local` does, one
     short epoch on real crops, every val image predicted whole and scored."""
