@@ -250,3 +250,21 @@ def test_every_source_gives_the_same_layout(tmp_path, twin, monkeypatch):
     assert fetch_voc(tmp_path / "demo", "demo", n_train=6, n_val=3, seed=1) == counts
     assert files(tmp_path / "demo") == files(twin)
     assert len(VOCSegDataset(tmp_path / "d2l", "val")) == 3
+
+
+def test_twin_scenes_look_like_voc(tmp_path):
+    """Objects on 15-35% of the pixels and the 255 band on 2-8%, as in VOC2012 (the voc-mini slice: objects
+    22% / 29%, band 5.8% / 2.9% of its train / val pixels), at the demo's sizes; several classes per split."""
+    voc = generate_voc(tmp_path, n_train=16, n_val=8, seed=5, size=((128, 160), (96, 128)))
+    for split in ("train", "val"):
+        objects = band = total = 0
+        classes: set[int] = set()
+        for name in (voc / "ImageSets" / "Segmentation" / f"{split}.txt").read_text().split():
+            mask = np.array(Image.open(voc / "SegmentationClass" / f"{name}.png"))
+            objects += int(((mask > 0) & (mask < 255)).sum())
+            band += int((mask == 255).sum())
+            total += mask.size
+            classes |= set(np.unique(mask).tolist()) - {0, 255}
+        assert 0.15 <= objects / total <= 0.35, (split, objects / total)
+        assert 0.02 <= band / total <= 0.08, (split, band / total)
+        assert len(classes) >= 5, (split, sorted(classes))

@@ -93,13 +93,13 @@ def _aeroplane(p: _Painter, rng) -> None:
 
 def _bicycle(p: _Painter, rng) -> None:
     frame = _pick(rng, (180, 30, 30), (30, 60, 150), (40, 40, 40), (220, 220, 220))
-    p.ring(0.22, 0.72, 0.2, (30, 30, 30), 0.035)
-    p.ring(0.78, 0.72, 0.2, (30, 30, 30), 0.035)
-    p.line([(0.22, 0.72), (0.42, 0.35), (0.7, 0.35), (0.78, 0.72)], frame, 0.035)
-    p.line([(0.42, 0.35), (0.5, 0.72), (0.7, 0.35)], frame, 0.03)
-    p.line([(0.4, 0.35), (0.36, 0.18)], frame, 0.03)
+    p.ring(0.22, 0.72, 0.2, (30, 30, 30), 0.06)
+    p.ring(0.78, 0.72, 0.2, (30, 30, 30), 0.06)
+    p.line([(0.22, 0.72), (0.42, 0.35), (0.7, 0.35), (0.78, 0.72)], frame, 0.055)
+    p.line([(0.42, 0.35), (0.5, 0.72), (0.7, 0.35)], frame, 0.05)
+    p.line([(0.4, 0.35), (0.36, 0.18)], frame, 0.05)
     p.rect(0.3, 0.12, 0.44, 0.18, (30, 30, 30))
-    p.line([(0.7, 0.35), (0.72, 0.12), (0.82, 0.1)], (60, 60, 60), 0.03)
+    p.line([(0.7, 0.35), (0.72, 0.12), (0.82, 0.1)], (60, 60, 60), 0.045)
 
 
 def _bird(p: _Painter, rng) -> None:
@@ -284,6 +284,9 @@ def _tvmonitor(p: _Painter, rng) -> None:
     p.rect(0.3, 0.93, 0.7, 1.0, (40, 40, 45))
 
 
+# an object's size (a multiple of its typical height) in a scene of 1, 2, 3 or more objects
+_SCALE = (1.9, 1.5, 1.25)
+
 # class index -> (drawer, width / height, typical height as a fraction of the image height)
 _OBJECTS: dict[int, tuple[Callable, float, tuple[float, float]]] = {
     1: (_aeroplane, 2.2, (0.2, 0.45)),
@@ -354,30 +357,45 @@ def _void_border(inst: np.ndarray, radius: int) -> np.ndarray:
     return hi != lo
 
 
-def render_voc_scene(rng: np.random.Generator, size: tuple[int, int], max_objects: int = 4
+def _band_radius(w: int, h: int) -> int:
+    """The void band's half-width: VOC's band is about 5 pixels wide on its ~500x375 photos, so
+    ``2 * radius`` pixels wide, scaled with the scene (1 below 225 pixels, 2 at VOC's sizes)."""
+    return max(1, int(round(min(w, h) / 150)))
+
+
+# objects per scene (1, 2, 3, ...): VOC's segmentation scenes hold 1.5 classes on average
+_COUNT_WEIGHTS = (0.5, 0.32, 0.18)
+
+
+def render_voc_scene(rng: np.random.Generator, size: tuple[int, int], max_objects: int = 3
                      ) -> tuple[Image.Image, np.ndarray, np.ndarray, list[int]]:
     """One scene of ``size = (width, height)``.
 
     Returns ``(photo RGB, class indices (H, W) uint8, object numbers (H, W) uint8, classes)``:
     background 0, objects 1..n in drawing order (``classes[k - 1]`` is object k's class),
-    and 255 on a void band about 5 pixels wide along every object outline, as VOC marks it.
+    and 255 on a void band a few pixels wide along every object outline, as VOC marks it.
+    As in VOC2012, the objects are large (together about a quarter of the pixels; one is often
+    the photo's subject, cut by the frame) and the band covers about 5% of the pixels.
     """
     w, h = (int(v) for v in size)
     bg = _scene_background(rng, w, h)
     photo = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8))
     ids = Image.new("L", (w, h), 0)
     dp, di = ImageDraw.Draw(photo), ImageDraw.Draw(ids)
-    n = int(rng.integers(1, max_objects + 1))
+    weights = np.array(_COUNT_WEIGHTS[: max(1, max_objects)] + (0.18,) * max(0, max_objects - len(_COUNT_WEIGHTS)))
+    n = 1 + int(rng.choice(len(weights), p=weights / weights.sum()))
     classes = [int(c) for c in rng.choice(np.arange(1, 21), size=n, replace=True)]
     placed = []
     for cls in classes:
         _, aspect, (lo, hi) = _OBJECTS[cls]
-        oh = h * rng.uniform(lo, hi) * (0.75 if n > 2 else 1.0)
+        oh = h * rng.uniform(lo, hi) * _SCALE[min(n, len(_SCALE)) - 1]
         ow = oh * aspect * rng.uniform(0.85, 1.15)
-        if ow > w * 0.9:
-            oh, ow = oh * w * 0.9 / ow, w * 0.9
-        x = rng.uniform(-0.1 * ow, w - 0.9 * ow)  # objects may be cut by the frame, a little
-        y = rng.uniform(max(0.0, h * 0.35 - oh * 0.5), max(h * 0.35 - oh * 0.5 + 1, h - 0.9 * oh))
+        if ow > w * 1.1:
+            oh, ow = oh * w * 1.1 / ow, w * 1.1
+        if oh > h * 1.05:
+            oh, ow = h * 1.05, ow * h * 1.05 / oh
+        x = rng.uniform(-0.15 * ow, w - 0.85 * ow)  # objects may be cut by the frame
+        y = rng.uniform(max(-0.1 * oh, h * 0.3 - oh * 0.5), max(h * 0.3 - oh * 0.5 + 1, h - 0.85 * oh))
         placed.append((y + oh, cls, (x, y, ow, oh)))
     placed.sort(key=lambda t: t[0])  # nearer (lower in the frame) objects are drawn last
     classes = []
@@ -396,7 +414,7 @@ def render_voc_scene(rng: np.random.Generator, size: tuple[int, int], max_object
     lut = np.zeros(256, np.uint8)
     lut[1 : len(classes) + 1] = classes
     cls_map = lut[inst]
-    void = _void_border(inst, 2)
+    void = _void_border(inst, _band_radius(w, h))
     cls_map[void] = IGNORE_INDEX
     inst = inst.copy()
     inst[void] = IGNORE_INDEX
@@ -416,7 +434,7 @@ def _save_palette_png(array: np.ndarray, path: Path) -> None:
 
 def generate_voc(root: str | Path, n_train: int = 40, n_val: int = 20, seed: int = 0,
                  size: tuple[tuple[int, int], tuple[int, int]] = ((480, 500), (320, 500)),
-                 max_objects: int = 4) -> Path:
+                 max_objects: int = 3) -> Path:
     """Write the VOC2012 segmentation demo twin under ``root``; return ``root/VOCdevkit/VOC2012``.
 
     ``size = ((min width, max width), (min height, max height))``: the default keeps every
