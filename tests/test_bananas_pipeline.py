@@ -29,6 +29,7 @@ def _book_statistics(project):
     computed with the book's per-image ``multibox_target`` and ``cls_eval`` / ``bbox_eval``."""
     from cvflow.data.readers.bananas import BananasDataset, book_collate, detection_test_transforms
     from cvflow.detection import reference
+    import cvflow.detection.ssd  # noqa: F401  (registers the architecture the file names)
     from cvflow.models.files import load_model
 
     net, _ = load_model(project / "data" / "models" / "bananas" / "tinyssd.pt")

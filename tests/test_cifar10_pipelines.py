@@ -106,6 +106,7 @@ def _valid_hits_by_hand(project: Path) -> dict[str, list[bool]]:
     import yaml
     from PIL import Image
 
+    import cvflow.models.cifar  # noqa: F401  (registers the architecture the file names)
     from cvflow.models.files import load_model
 
     model, data = load_model(project / "data" / "models" / "kaggle-cifar10" / "train.pt")

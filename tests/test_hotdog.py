@@ -171,6 +171,7 @@ def _test_accuracy_by_hand(project, transforms: dict) -> tuple[int, int]:
     import numpy as np
     from torchvision.transforms import v2
 
+    import cvflow.models.resnet  # noqa: F401  (registers the architecture the file names)
     from cvflow.models.files import load_model
 
     model, data = load_model(project / "data" / "models" / "hotdog" / "finetune.pt")

@@ -186,6 +186,7 @@ def _scores_by_hand(project) -> dict:
     import numpy as np
 
     from cvflow.data.readers.voc import VOC_CLASSES, VOCSegDataset
+    import cvflow.models.fcn  # noqa: F401  (registers the architecture the file names)
     from cvflow.models.files import load_model
 
     model, _ = load_model(project / "data" / "models" / "voc" / "fcn.pt")

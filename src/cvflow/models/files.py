@@ -79,7 +79,8 @@ def list_models() -> list[str]:
 def _unknown(arch: str) -> str:
     known = ", ".join(list_models()) or "none yet"
     return (f"unknown architecture {arch!r} (registered: {known}); import the module that defines it "
-            "(it registers itself with @register_model) before building or loading it")
+            "before building or loading it (cvflow's: cvflow.models.resnet, cvflow.models.cifar, cvflow.models.fcn, "
+            "cvflow.models.features, cvflow.detection.ssd; each registers itself with @register_model)")
 
 
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
@@ -112,14 +113,14 @@ def read_model_file(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: not a readable model file ({type(exc).__name__}); rerun its training stage") from None
     if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT or not isinstance(data.get("arch"), str):
         raise UserError(f"{path}: not a cvflow model file of format {MODEL_FORMAT}; rerun its training stage")
-    if data["arch"] not in _ARCHITECTURES:
-        raise UserError(f"{path}: " + _unknown(data["arch"]))
     return data
 
 
 def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The network a model file records (its ``arch`` rebuilt, weights loaded), and the file's fields."""
     data = read_model_file(path)
+    if data["arch"] not in _ARCHITECTURES:
+        raise UserError(f"{path}: " + _unknown(data["arch"]))
     model = build_model(data["arch"], **data["arch_kwargs"])
     model.load_state_dict(data["state_dict"])
     return model, data
