@@ -32,12 +32,16 @@ def _run(args, cwd, env, timeout=1800):
 
 
 def test_repro_runs_every_stage_after_the_smoke_pass(demo_repo):
-    """The smoke switch is a param of every stage, so the demo's repro after the smoke pass reruns the
-    whole DAG: no stage is skipped or restored from the smoke's run cache."""
+    """The smoke switch is a param of every stage whose inputs it changes, so the demo's repro after the
+    smoke pass reruns each of them: none is skipped or restored from the smoke's run cache. The stages it
+    does not touch (the book's photos and the figures drawn from them) stay up to date."""
     root, _, _, first = demo_repo
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    smoked = {name for name, spec in stages.items() if "common.smoke" in spec.get("params", [])}
     ran = ran_stages(first.stdout)
-    assert ran == set(stages), sorted(set(stages) - ran)
+    assert smoked <= ran, sorted(smoked - ran)
+    assert set(stages) - smoked == {"fetch-photos", "figures-anchors", "figures-augmentation", "figures-upsampling"}
+    assert ran <= set(stages)
     assert "skipping run" not in first.stdout, first.stdout[-3000:]
 
 

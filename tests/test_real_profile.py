@@ -161,7 +161,7 @@ def test_real_profile_runs_every_stage_on_local_data(tmp_path, torch_home):
     assert lock["fetch-hotdog"]["params"]["params.yaml"]["hotdog.real.data"]["source"] == "local"
 
     # what the stages read: the real profile, shrunk by the smoke overlay, with the book's on-the-fly backbone
-    from cvflow.params import load_params
+    from cvflow.pipelines import load_params
 
     active = load_params(root / "params.yaml")
     assert active.profile == "real" and active.common.smoke
