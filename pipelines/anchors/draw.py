@@ -24,10 +24,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from cvflow.detection.boxes import multibox_detection, multibox_prior, multibox_target
-from cvflow.errors import DataError
+from cvflow.data.readers.photos import read_photo
 from cvflow.params import ParamsBase as Params
 from cvflow.plots import _save, plt
 
@@ -91,14 +90,7 @@ def reports_dir(root: Path) -> Path:
 
 def load_catdog(root: Path) -> np.ndarray:
     """``data/photos/catdog.jpg`` as an ``(h, w, 3)`` uint8 array, or a DataError that says what to run."""
-    path = root / "data" / "photos" / "catdog.jpg"
-    if not path.is_file():
-        raise DataError(f"{path} is missing; run `cvflow fetch photos` first")
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
-        raise DataError(f"{path} is not a readable image ({error}); run `cvflow fetch photos` again") from error
+    return np.asarray(read_photo(root, "catdog.jpg"))
 
 
 def bbox_scale(h: int, w: int) -> torch.Tensor:

@@ -17,11 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
 from cvflow.augmentation import BOOK_AUGMENTERS, SEED, augmented_copies, draw_grid, draw_overview
-from cvflow.errors import DataError
+from cvflow.data.readers.photos import read_photo
 from cvflow.params import ParamsBase as Params
 from cvflow.plots import _save
 
@@ -39,14 +38,7 @@ def reports_dir(root: Path) -> Path:
 
 def load_cat(root: Path) -> torch.Tensor:
     """``data/photos/cat1.jpg`` as a ``(3, h, w)`` uint8 tensor, or a one-line DataError saying what to run."""
-    path = root / "data" / "photos" / PHOTO
-    if not path.is_file():
-        raise DataError(f"{path} is missing; run `cvflow fetch photos` first")
-    try:
-        with Image.open(path) as image:
-            return TF.pil_to_tensor(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
-        raise DataError(f"{path} is not a readable image ({error}); run `cvflow fetch photos` again") from None
+    return TF.pil_to_tensor(read_photo(root, PHOTO))
 
 
 def copies(img: torch.Tensor, seed: int = SEED) -> dict[str, list[torch.Tensor]]:

@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
-from cvflow.errors import DataError
+from cvflow.data.readers.photos import read_photo
 from cvflow.params import ParamsBase as Params
 from cvflow.plots import _save, plt
 from cvflow.models.fcn import bilinear_upsampler
@@ -32,14 +31,7 @@ def reports_dir(root: Path) -> Path:
 
 def load_photo(root: Path) -> torch.Tensor:
     """``data/photos/catdog.jpg`` as the book's ``ToTensor()`` gives it: (3, h, w) float in [0, 1]."""
-    path = root / "data" / "photos" / PHOTO
-    if not path.is_file():
-        raise DataError(f"{path} is missing; run `cvflow fetch photos` first")
-    try:
-        with Image.open(path) as image:
-            return TF.to_dtype(TF.pil_to_tensor(image.convert("RGB")), torch.float32, scale=True)
-    except (UnidentifiedImageError, OSError) as error:
-        raise DataError(f"{path} is not a readable image ({error}); run `cvflow fetch photos` again") from None
+    return TF.to_dtype(TF.pil_to_tensor(read_photo(root, PHOTO)), torch.float32, scale=True)
 
 
 @torch.no_grad()

@@ -27,3 +27,22 @@ CATDOG_BOXES: dict[str, tuple[float, float, float, float]] = {
     "dog": (60.0, 45.0, 378.0, 516.0),
     "cat": (400.0, 112.0, 655.0, 493.0),
 }
+
+
+def read_photo(root, name: str):
+    """``data/photos/<name>`` of the project ``root`` as a loaded RGB PIL image, or a one-line
+    :class:`~cvflow.errors.DataError` that says what to run."""
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    from cvflow.errors import DataError
+
+    path = Path(root) / "data" / "photos" / name
+    if not path.is_file():
+        raise DataError(f"{path} is missing; run `cvflow fetch photos` first")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as error:
+        raise DataError(f"{path} is not a readable image ({error}); run `cvflow fetch photos` again") from None
