@@ -23,17 +23,21 @@ from cvflow.pipelines import (
     kaggle_cifar10,
     kaggle_dogs,
     photos,
+    report,
     style,
     upsampling_figures,
     voc,
 )
 from cvflow.pipelines.task import Task
 
-#: every task, in the order of dvc.yaml (data first, then the book's sections)
-TASKS: tuple[Task, ...] = (
-    hotdog.TASK, photos.TASK, bananas.TASK, voc.TASK, cifar10_augmentation.TASK, kaggle_cifar10.TASK,
-    kaggle_dogs.TASK, anchors.TASK, augmentation_figures.TASK, style.TASK, upsampling_figures.TASK,
-)
+_MODULES = (hotdog, photos, bananas, voc, cifar10_augmentation, kaggle_cifar10, kaggle_dogs, anchors,
+            augmentation_figures, style, upsampling_figures)
+
+#: every task, in the order of dvc.yaml (data first, then the book's sections; the report of them all last)
+CHAPTER: tuple[Task, ...] = tuple(module.TASK for module in _MODULES)
+TASKS: tuple[Task, ...] = CHAPTER + (report.declare(CHAPTER, {
+    module.TASK.name: "pipelines/" + Path(module.__file__).relative_to(Path(__file__).parent).as_posix()
+    for module in _MODULES}),)
 
 #: the schema of the whole params file
 Params: type[ParamsBase] = assemble({t.key: t.profile for t in TASKS if t.profile is not None})

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from cvflow.params import HubData, ParamsBase as Params, Recipe, Strict, TwinSize
-from cvflow.pipelines.task import Stage, Task, curves, fetch_stage, run_files
+from cvflow.pipelines.task import Effect, Number, Section, Stage, Task, curves, fetch_stage, run_files
 
 
 # ----------------------------------------------------------------------------- params schema
@@ -247,6 +247,38 @@ def predict(params: Params, root: Path) -> Path:
     return path
 
 
+#: the comparison charts (dvc.yaml's top-level plots; static copies in the report)
+CHARTS = {"bananas class error per epoch (validation; the baseline predicts background everywhere)": curves(
+    "metrics/bananas/tinyssd_history.csv", y=["test_class_err", "test_class_err_baseline"])}
+
+REPORT = (
+    Section("13.6", "The object detection dataset",
+            "The banana detection set: 256 x 256 images with one banana each, its box as (class, x1, y1, x2, y2) "
+            "scaled to [0, 1]; 1,000 training and 100 validation images in the book's set.",
+            numbers=(Number("validation images", "metrics/bananas.json:val_images", 100, fmt=".0f",
+                            book_note="the demo twin is smaller"),)),
+    Section("13.7", "Single shot multibox detection",
+            "TinySSD predicts a class and box offsets for every anchor of five feature maps at once, and is trained "
+            "on anchor labels (13.4) with cross-entropy and an L1 box loss; non-maximum suppression keeps its "
+            "best boxes.",
+            numbers=(Number("class error, last epoch (training images)", f"metrics/{EXPERIMENT}/{RUN}.json:train_class_err",
+                            3.27e-3, fmt=".2e", book_note="the book prints the training images' error"),
+                     Number("bbox MAE, last epoch (training images)", f"metrics/{EXPERIMENT}/{RUN}.json:train_bbox_mae",
+                            3.08e-3, fmt=".2e"),
+                     Number("class error, validation", "metrics/bananas.json:val_class_err", fmt=".2e"),
+                     Number("class error, validation, all-background baseline",
+                            "metrics/bananas.json:val_class_err_baseline", fmt=".2e"),
+                     Number("bbox MAE, validation", "metrics/bananas.json:val_bbox_mae", fmt=".2e"),
+                     Number("mAP@0.5, validation", "metrics/bananas.json:map_50"),
+                     Number("mAP@[0.5:0.95], validation", "metrics/bananas.json:map")),
+            effects=(Effect("the detector beats its all-background floor: lower anchor class error on validation "
+                            "images than predicting background everywhere", "metrics/bananas.json:val_class_err", "<",
+                            "metrics/bananas.json:val_class_err_baseline"),
+                     Effect("it finds bananas: mAP@0.5 on validation images above 0.5", "metrics/bananas.json:map_50",
+                            ">", 0.5)),
+            pictures=("data/reports/bananas/predictions.png",), charts=tuple(CHARTS), runs=(f"{EXPERIMENT}/{RUN}",)),
+)
+
 TASK: Task[BananasProfile] = Task(
     name="bananas", module=__name__, profile=BananasProfile, title="13.6-13.7 TinySSD on bananas",
     stages=(
@@ -264,6 +296,6 @@ TASK: Task[BananasProfile] = Task(
               params=("common.precision", "image_size", "input_max", "nms_threshold", "conf_threshold",
                       "grid_images"), outs=("data/reports/bananas/predictions.png",)),
     ),
-    charts={"bananas class error per epoch (validation; the baseline predicts background everywhere)": curves(
-        "metrics/bananas/tinyssd_history.csv", y=["test_class_err", "test_class_err_baseline"])},
+    charts=CHARTS,
+    report=REPORT,
 )

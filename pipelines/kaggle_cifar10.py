@@ -20,7 +20,9 @@ from cvflow.console import info
 from pydantic import Field, field_validator
 
 from cvflow.params import CifarNet, KaggleProfile, ParamsBase as Params, Recipe, Strict
-from cvflow.pipelines.task import Option, Stage, Task, curves, fetch_stage, prepare_stage, run_files, submit_stage
+from cvflow.pipelines.task import (
+    Effect, Number, Option, Section, Stage, Task, curves, fetch_stage, prepare_stage, run_files, submit_stage,
+)
 
 
 # ----------------------------------------------------------------------------- params schema
@@ -243,6 +245,27 @@ def submit(params: Params, root: Path, file: Path | None = None, message: str | 
     return send(competition(), root, file, message, model_file=run_paths(root, "train_valid").model)
 
 
+#: the comparison charts (dvc.yaml's top-level plots; static copies in the report)
+CHARTS = {"Kaggle CIFAR-10 training loss per epoch, train against train+valid (13.13)": curves(
+    f"metrics/{EXPERIMENT}/train_history.csv", f"metrics/{EXPERIMENT}/train_valid_history.csv", y="train_loss")}
+
+REPORT = (Section(
+    "13.13", "Image classification (CIFAR-10) on Kaggle",
+    "The full competition workflow: reorganise Kaggle's files into train / valid / train_valid / test folders, "
+    "train with valid for model selection, retrain on train + valid, predict every test image and write the "
+    "submission file. The book prints its run on the 1,000-image cifar10_tiny sample (demo = True).",
+    numbers=(Number("train run: valid accuracy", "metrics/kaggle-cifar10.json:valid_acc", 0.438,
+                    book_note="the book: cifar10_tiny, 20 epochs"),
+             Number("train run: train accuracy, last epoch", f"metrics/{EXPERIMENT}/train.json:train_acc", 0.789),
+             Number("train_valid run: train accuracy, last epoch", f"metrics/{EXPERIMENT}/train_valid.json:train_acc",
+                    0.786),
+             Number("train_valid run: train loss, last epoch", f"metrics/{EXPERIMENT}/train_valid.json:train_loss",
+                    0.608),
+             Number("submission rows", "metrics/kaggle-cifar10.json:submission_rows", fmt=".0f")),
+    effects=(Effect("the model learns: valid accuracy above chance (1 in 10)", "metrics/kaggle-cifar10.json:valid_acc",
+                    ">", 0.1),),
+    charts=tuple(CHARTS), runs=(f"{EXPERIMENT}/train", f"{EXPERIMENT}/train_valid")),)
+
 TASK: Task[KaggleCifarProfile] = Task(
     name="kaggle-cifar10", module=__name__, profile=KaggleCifarProfile, title="13.13 Kaggle CIFAR-10",
     stages=(
@@ -269,6 +292,6 @@ TASK: Task[KaggleCifarProfile] = Task(
         submit_stage("cifar-10 (13.13)", "data/submissions/kaggle-cifar10.csv",
                      "the git commit and the newest finished MLflow run"),
     ),
-    charts={"Kaggle CIFAR-10 training loss per epoch, train against train+valid (13.13)": curves(
-        f"metrics/{EXPERIMENT}/train_history.csv", f"metrics/{EXPERIMENT}/train_valid_history.csv", y="train_loss")},
+    charts=CHARTS,
+    report=REPORT,
 )

@@ -32,7 +32,9 @@ from pydantic import Field, field_validator, model_validator
 
 from cvflow.params import (IMAGENET_MEAN, IMAGENET_STD, KaggleProfile, ParamsBase as Params, Recipe, Strict,
                            TwinSize, check_weights)
-from cvflow.pipelines.task import Stage, Task, fetch_stage, prepare_stage, run_files, submit_stage
+from cvflow.pipelines.task import (
+    Effect, Number, Section, Stage, Task, fetch_stage, prepare_stage, run_files, submit_stage,
+)
 
 
 # ----------------------------------------------------------------------------- params schema
@@ -469,6 +471,29 @@ def submit(params: Params, root: Path, file: Path | None = None, message: str | 
     return send(competition(), root, file, message, model_file=run_paths(root, "train_valid").model)
 
 
+#: the comparison charts (dvc.yaml's top-level plots; static copies in the report)
+CHARTS = {"Kaggle dog breeds loss per epoch, train and valid (13.14; valid loss = the Kaggle log loss, unclipped)": {
+    "template": "linear", "x": "epoch",
+    "y": {f"metrics/{EXPERIMENT}/train_history.csv": ["train_loss", "test_loss"],
+          f"metrics/{EXPERIMENT}/train_valid_history.csv": "train_loss"}}}
+
+REPORT = (Section(
+    "13.14", "Dog breed identification (ImageNet dogs) on Kaggle",
+    "A ResNet-34 pretrained on ImageNet stays frozen; a small head on its outputs learns the 120 breeds, and "
+    "the submission holds each test image's softmax over them (Kaggle scores the log loss). The book prints its "
+    "run on the dog_tiny sample (demo = True).",
+    numbers=(Number("train run: valid log loss", "metrics/kaggle-dogs.json:valid_log_loss", 1.545,
+                    book_note="the book: dog_tiny, 10 epochs"),
+             Number("train run: valid accuracy", "metrics/kaggle-dogs.json:valid_acc"),
+             Number("log loss of a uniform guess, ln(breeds)", "metrics/kaggle-dogs.json:uniform_log_loss"),
+             Number("train run: train loss, last epoch", f"metrics/{EXPERIMENT}/train.json:train_loss", 1.240),
+             Number("train_valid run: train loss, last epoch", f"metrics/{EXPERIMENT}/train_valid.json:train_loss",
+                    1.217),
+             Number("submission rows", "metrics/kaggle-dogs.json:submission_rows", fmt=".0f")),
+    effects=(Effect("the head learns: valid log loss below a uniform guess's",
+                    "metrics/kaggle-dogs.json:valid_log_loss", "<", "metrics/kaggle-dogs.json:uniform_log_loss"),),
+    charts=tuple(CHARTS), runs=(f"{EXPERIMENT}/train", f"{EXPERIMENT}/train_valid")),)
+
 TASK: Task[KaggleDogsProfile] = Task(
     name="kaggle-dogs", module=__name__, profile=KaggleDogsProfile, title="13.14 Kaggle dog breeds",
     stages=(
@@ -498,8 +523,6 @@ TASK: Task[KaggleDogsProfile] = Task(
         submit_stage("dog-breed-identification (13.14)", "data/submissions/kaggle-dogs.csv",
                      "the git commit and the MLflow run of the head"),
     ),
-    charts={"Kaggle dog breeds loss per epoch, train and valid (13.14; valid loss = the Kaggle log loss, unclipped)": {
-        "template": "linear", "x": "epoch",
-        "y": {f"metrics/{EXPERIMENT}/train_history.csv": ["train_loss", "test_loss"],
-              f"metrics/{EXPERIMENT}/train_valid_history.csv": "train_loss"}}},
+    charts=CHARTS,
+    report=REPORT,
 )

@@ -26,7 +26,7 @@ from typing import Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from cvflow.params import ParamsBase as Params, Strict, check_weights
-from cvflow.pipelines.task import Option, Stage, Task, curves
+from cvflow.pipelines.task import Effect, Number, Option, Section, Stage, Task, curves
 
 
 # ----------------------------------------------------------------------------- params schema
@@ -327,6 +327,34 @@ def _lbfgs_lr(values: dict) -> dict:
     return values
 
 
+#: the comparison charts (dvc.yaml's top-level plots; static copies in the report)
+CHARTS = {"Style transfer losses per step (13.12; the style term at the effective weight 1e4)": curves(
+    "metrics/style/rainier-autumn-oak_history.csv", y=["content_loss", "style_loss", "tv_loss"], x="step")}
+
+REPORT = (Section(
+    "13.12", "Neural style transfer",
+    "The pixels of a synthesised image are the only parameters: starting from the content photo, they are "
+    "optimised so that a pretrained VGG-19's deep features stay close to the content photo's while the Gram "
+    "matrices of its features approach the style image's; a total variation term keeps the image smooth. The book "
+    "prints no numbers here, only the picture.",
+    numbers=(Number("style loss, start", "metrics/style.json:start.style_loss", fmt=".3g"),
+             Number("style loss, end", "metrics/style.json:final.style_loss", fmt=".3g"),
+             Number("colour histogram distance to the style image, start",
+                    "metrics/style.json:colour_hist_distance_to_style.start"),
+             Number("colour histogram distance to the style image, end",
+                    "metrics/style.json:colour_hist_distance_to_style.final"),
+             Number("SSIM of the result to the content photo", "metrics/style.json:ssim_to_content.final"),
+             Number("SSIM of the style image to the content photo", "metrics/style.json:ssim_to_content.style_image")),
+    effects=(Effect("the style loss falls", "metrics/style.json:final.style_loss", "<",
+                    "metrics/style.json:start.style_loss"),
+             Effect("the result's colours move toward the style image's",
+                    "metrics/style.json:colour_hist_distance_to_style.final", "<",
+                    "metrics/style.json:colour_hist_distance_to_style.start"),
+             Effect("the content stays: the result is closer to the content photo than the style image is",
+                    "metrics/style.json:ssim_to_content.final", ">", "metrics/style.json:ssim_to_content.style_image")),
+    pictures=("data/reports/style/rainier-autumn-oak_panel.png",), charts=tuple(CHARTS),
+    runs=(f"{EXPERIMENT}/rainier-autumn-oak",)),)
+
 TASK: Task[StyleProfile] = Task(
     name="style", module=__name__, profile=StyleProfile, title="13.12 neural style transfer",
     stages=(
@@ -347,6 +375,6 @@ TASK: Task[StyleProfile] = Task(
               outs=("data/reports/style/rainier-autumn-oak.png", "data/reports/style/rainier-autumn-oak_panel.png",
                     "metrics/style/rainier-autumn-oak_history.csv"), metrics=("metrics/style.json",)),
     ),
-    charts={"Style transfer losses per step (13.12; the style term at the effective weight 1e4)": curves(
-        "metrics/style/rainier-autumn-oak_history.csv", y=["content_loss", "style_loss", "tv_loss"], x="step")},
+    charts=CHARTS,
+    report=REPORT,
 )

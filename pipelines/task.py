@@ -72,6 +72,52 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Number:
+    """One row of a report section's table: this run's value of a metric, beside the book's printed one.
+
+    ``ref`` is ``FILE:KEY`` (``metrics/hotdog.json:finetune.test_acc``; a dotted key into the JSON).
+    ``book``: what the book prints for the same metric (PyTorch edition), None where it prints none;
+    ``book_note`` says how the book's number was measured when that differs from this row's.
+    """
+
+    label: str
+    ref: str
+    book: float | None = None
+    fmt: str = ".3f"
+    book_note: str = ""
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What the book demonstrates, as a check on this run: ``left OP right x factor`` (refs or numbers)."""
+
+    text: str
+    left: str
+    op: str                              # > >= < <=
+    right: str | float
+    factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class Section:
+    """A book section in ``cvflow report``: what it shows, this run's numbers and the book's, its pictures.
+
+    Sections of several tasks with the same ``number`` are shown as one (13.1: the CIFAR-10 runs and the
+    augmentation gallery). ``pictures``: PNG files (stage outputs); ``charts``: titles of the task's
+    ``charts``, drawn as static images; ``runs``: ``EXPERIMENT/RUN`` names to open in the MLflow UI.
+    """
+
+    number: str
+    title: str
+    text: str
+    numbers: tuple[Number, ...] = ()
+    effects: tuple[Effect, ...] = ()
+    pictures: tuple[str, ...] = ()
+    charts: tuple[str, ...] = ()
+    runs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Task(Generic[P]):
     """A task: its name (the command word), its params section and schema, its module, its stages."""
 
@@ -82,6 +128,7 @@ class Task(Generic[P]):
     section: str | None = None           # params.yaml's section (default: the name with '_' for '-')
     title: str = ""                      # the book's section, for comments and help
     charts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # dvc.yaml top-level plots
+    report: tuple[Section, ...] = ()     # its book sections in `cvflow report`
 
     @property
     def key(self) -> str | None:

@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from cvflow.params import HubData, ParamsBase as Params, Recipe, Strict, TwinSize, check_weights
-from cvflow.pipelines.task import Stage, Task, curves, fetch_stage, run_files
+from cvflow.pipelines.task import Effect, Number, Section, Stage, Task, curves, fetch_stage, run_files
 
 
 # ----------------------------------------------------------------------------- params schema
@@ -262,6 +262,33 @@ def evaluate(params: Params, root: Path) -> dict:
     return results
 
 
+#: the comparison charts (dvc.yaml's top-level plots; static copies in the report)
+CHARTS = {"VOC2012 FCN mean IoU per epoch (val crops; the baseline predicts background everywhere)": curves(
+    "metrics/voc/fcn_history.csv", y=["test_miou", "test_miou_baseline"])}
+
+REPORT = (
+    Section("13.9", "Semantic segmentation and the dataset",
+            "Pascal VOC2012 labels every pixel with one of 21 classes (background included), a band of 255 "
+            "marking uncertain borders; the book trains on random 320 x 480 crops and drops smaller images "
+            "(1,114 training and 1,078 validation images remain).",
+            numbers=(Number("validation images", "metrics/voc.json:val_images", 1078, fmt=".0f",
+                            book_note="the book counts the val images at least 320 x 480; here every val image, "
+                                      "scored whole"),)),
+    Section("13.11", "Fully convolutional networks",
+            "A ResNet-18 body, a 1 x 1 convolution to 21 channels and a transposed convolution initialised as "
+            "bilinear upsampling (x32) turn an image into a class per pixel.",
+            numbers=(Number("pixel accuracy, validation", "metrics/voc.json:pixel_acc", 0.852,
+                            book_note="the book: on 320 x 480 val crops; here on whole val images"),
+                     Number("pixel accuracy, all-background baseline", "metrics/voc.json:pixel_acc_baseline"),
+                     Number("mean IoU, validation", "metrics/voc.json:miou"),
+                     Number("mean IoU, all-background baseline", "metrics/voc.json:miou_baseline")),
+            effects=(Effect("the FCN segments objects: mean IoU at least twice the all-background baseline's",
+                            "metrics/voc.json:miou", ">=", "metrics/voc.json:miou_baseline", factor=2.0),
+                     Effect("pixel accuracy above predicting background everywhere", "metrics/voc.json:pixel_acc", ">",
+                            "metrics/voc.json:pixel_acc_baseline")),
+            pictures=("data/reports/voc/predictions.png",), charts=tuple(CHARTS), runs=(f"{EXPERIMENT}/{RUN}",)),
+)
+
 TASK: Task[VocProfile] = Task(
     name="voc", module=__name__, profile=VocProfile, title="13.9-13.11 semantic segmentation",
     stages=(
@@ -275,6 +302,6 @@ TASK: Task[VocProfile] = Task(
               deps=(DATA, "data/models/voc/fcn.pt"), params=("common.precision", "boundary", "grid_images"),
               outs=("data/reports/voc/predictions.png",), metrics=("metrics/voc.json",)),
     ),
-    charts={"VOC2012 FCN mean IoU per epoch (val crops; the baseline predicts background everywhere)": curves(
-        "metrics/voc/fcn_history.csv", y=["test_miou", "test_miou_baseline"])},
+    charts=CHARTS,
+    report=REPORT,
 )

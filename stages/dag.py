@@ -68,6 +68,8 @@ def _params(task: Task, stage: Stage, variant: str | None, smoked: set[str]) -> 
     keys = ["profile"]
     for key in (*stage.params, *stage.variant_params.get(variant or "", ())):
         key = key.format(variant=variant)
+        if key == "profile":
+            continue
         if key.startswith("common."):
             keys.append(key)
         else:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from cvflow.pipelines.task import Stage, Task
+from cvflow.pipelines.task import Section, Stage, Task
 
 TASK: Task[None] = Task(
     name="upsampling", module=f"{__name__}.draw", title="13.11 transposed convolution (figure)",
     stages=(Stage("figures", "figures", "Transposed convolution (13.11): the bilinear kernel doubles "
                   "data/photos/catdog.jpg, data/reports/upsampling/.", deps=("data/photos",),
                   outs=("data/reports/upsampling",), echo_paths=True),),
+    report=(Section("13.10", "Transposed convolution",
+                    "A transposed convolution broadcasts every input element through the kernel: it enlarges its "
+                    "input, the reverse of a convolution's shapes. Initialised with the bilinear kernel (13.11.3), "
+                    "a stride-2 transposed convolution doubles catdog.jpg.",
+                    pictures=("data/reports/upsampling/catdog_x2.png",)),),
 )

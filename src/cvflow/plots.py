@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
 from cvflow.fileio import atomic_path  # noqa: E402
+
+if TYPE_CHECKING:  # only in annotations: drawing curves imports no torch
+    import torch
 
 
 def _save(fig, path: Path) -> Path:
@@ -20,6 +23,34 @@ def _save(fig, path: Path) -> Path:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return Path(path)
+
+
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes (the same settings as the files written here), and closed."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str = "", xlabel: str = "epoch",
+               ylabel: str = "") -> bytes:
+    """One line per series (``label -> (x, y)``), as PNG bytes: a static copy of a ``dvc plots`` chart."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for index, (label, (xs, ys)) in enumerate(series.items()):
+        ax.plot(list(xs), list(ys), "-o" if len(xs) <= 30 else "-", color=f"C{index}", markersize=3, label=label)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return png_bytes(fig)
 
 
 def training_curves(histories: dict[str, list[dict]], path: Path, title: str = "", metric: str = "acc",

@@ -1,0 +1,174 @@
+"""Benchmark: where a stage's time goes, and each stage's time in a whole `dvc repro`.
+
+    python benchmarks/bench_stage_cost.py              # the fixed costs every stage may pay (about a minute)
+    python benchmarks/bench_stage_cost.py --repro      # also: `dvc repro` in a fresh copy, timed per stage
+
+A DVC stage is a new `cvflow` process. Before its own work it pays for the interpreter, its imports
+(torch, torchvision, MLflow, matplotlib, pandas), reading and validating params.yaml, and, for a training
+stage, opening the MLflow store, starting a run, logging the model (MLflow 3's default ``pt2`` format
+exports the network with ``torch.export``; ``pickle`` only pickles it), and drawing its pictures. Each is
+measured here the way a stage meets it:
+
+* imports: a fresh interpreter per line (``python -c "import X"``), best of ``--repeat``, against
+  ``python -c pass`` (the naive reference: the interpreter alone);
+* the rest in this process, after the imports: ``cvflow.pipelines.load_params`` of the project's
+  params.yaml; an MLflow run in a fresh sqlite store (create, 5 params, 20 metrics, end); logging a
+  ResNet-18 (the hot dog model) as pt2 and as pickle; drawing a training-curves figure.
+
+``--repro`` copies the repository's tracked files into a temporary git repository (as a fresh clone has
+them) and runs ``dvc repro`` there, timing each stage from DVC's "Running stage" lines to the next. The
+tables are printed and written as JSON to benchmarks/results/stage_cost.json (and stage_times.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+
+IMPORTS = {
+    "interpreter alone (reference)": "pass",
+    "torch": "import torch",
+    "torch + torchvision": "import torch, torchvision",
+    "mlflow": "import mlflow",
+    "mlflow.pytorch (imports torch)": "import mlflow.pytorch",
+    "matplotlib.pyplot": "import matplotlib.pyplot",
+    "pandas": "import pandas",
+    "cvflow.pipelines (every declaration and the params schema)": "import cvflow.pipelines",
+    "cvflow.stages.cli (the command layer)": "import cvflow.stages.cli",
+}
+
+
+def _fresh(code: str, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _timed(fn, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def fixed_costs(repeat: int) -> dict[str, float]:
+    results = {f"import {name}": _fresh(code, repeat) for name, code in IMPORTS.items()}
+
+    import logging
+
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    from cvflow.models.resnet import build_resnet18
+    from cvflow.pipelines import load_params
+    from cvflow.plots import training_curves
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    results["load and validate params.yaml"] = _timed(lambda: load_params(REPO / "params.yaml"), repeat)
+    store = Path(tempfile.mkdtemp(prefix="cvflow-bench-"))
+    try:
+        mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+        results["MLflow: open a new sqlite store (migrations)"] = _timed(lambda: mlflow.set_experiment("bench"))
+
+        def run() -> None:
+            with mlflow.start_run():
+                mlflow.log_params({f"p{i}": i for i in range(5)})
+                for step in range(4):
+                    mlflow.log_metrics({f"m{i}": 0.1 * i for i in range(5)}, step=step)
+
+        results["MLflow: a run with 5 params and 20 metrics"] = _timed(run, repeat)
+        model = build_resnet18(2).eval()
+        example = torch.randn(2, 3, 64, 64).numpy()
+        for fmt in ("pt2", "pickle"):
+            def log(fmt: str = fmt) -> None:
+                with mlflow.start_run():
+                    mlflow.pytorch.log_model(model, name="model", input_example=example, serialization_format=fmt,
+                                             pip_requirements=["torch"])
+            results[f"MLflow: log a ResNet-18 model, {fmt}"] = _timed(log, repeat)
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+    history = [{"epoch": e, "train_loss": 1 / e, "test_loss": 1.1 / e, "train_acc": 1 - 1 / (e + 1),
+                "test_acc": 1 - 1.2 / (e + 1)} for e in range(1, 6)]
+    with tempfile.TemporaryDirectory() as folder:
+        results["draw a training-curves PNG"] = _timed(
+            lambda: training_curves({"a": history, "b": history}, Path(folder) / "c.png", "t"), repeat)
+    return results
+
+
+def repro_times() -> dict[str, float]:
+    """`dvc repro` in a fresh copy of the tracked files; seconds per stage and in all."""
+    with tempfile.TemporaryDirectory(prefix="cvflow-repro-") as folder:
+        root = Path(folder) / "cvflow"
+        files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
+        for name in filter(None, files.stdout.split("\0")):
+            if (REPO / name).is_file():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / name, root / name)
+        env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
+               "GIT_COMMITTER_EMAIL": "b@b", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+            subprocess.run(command, cwd=root, check=True, env=env, capture_output=True)
+        times: dict[str, float] = {}
+        start = last_time = time.perf_counter()
+        last = None
+        process = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=root, env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for line in process.stdout:
+            found = re.match(r"Running stage '([^']+)'", line)
+            if found:
+                now = time.perf_counter()
+                if last:
+                    times[last] = now - last_time
+                last, last_time = found.group(1), now
+        process.wait()
+        now = time.perf_counter()
+        if last:
+            times[last] = now - last_time
+        if process.returncode:
+            raise SystemExit(f"dvc repro failed (exit {process.returncode})")
+        times["TOTAL"] = now - start
+        return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repro", action="store_true", help="also time `dvc repro` per stage in a fresh copy")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count()}
+    costs = fixed_costs(args.repeat)
+    reference = costs["import interpreter alone (reference)"]
+    print(f"{'seconds':>8}  {'x interpreter':>13}  what")
+    for name, seconds in costs.items():
+        print(f"{seconds:8.2f}  {seconds / reference:13.0f}  {name}")
+    (RESULTS / "stage_cost.json").write_text(json.dumps({"machine": machine, "seconds": costs}, indent=1) + "\n")
+    if args.repro:
+        times = repro_times()
+        for name, seconds in times.items():
+            print(f"{seconds:8.1f}  {name}")
+        (RESULTS / "stage_times.json").write_text(json.dumps({"machine": machine, "seconds": times}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
