@@ -8,11 +8,13 @@ The library knows nothing of the chapter's tasks; :mod:`cvflow.pipelines.report`
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from jinja2 import Environment, select_autoescape
+from markupsafe import Markup, escape
 
 from cvflow.fileio import atomic_open
 
@@ -77,20 +79,20 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 th { background: #f3f3f3; } .note { color: #666; font-size: .9em; }
 ul.checks { list-style: none; padding-left: 0; } ul.checks li { margin: .25em 0; }
 .holds { color: #17692c; } .fails { color: #b3261e; } .unknown { color: #666; }
-figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; max-width: 100%; }
-figure img { max-width: 100%; border: 1px solid #ddd; } figcaption { font-size: .9em; color: #555; }
+figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; max-width: 48%; }
+figure img { max-width: 100%; max-height: 560px; border: 1px solid #ddd; } figcaption { font-size: .9em; color: #555; }
 code { background: #f3f3f3; padding: 0 .25em; border-radius: 3px; }
 </style>
 </head>
 <body>
 <h1>{{ title }}</h1>
-{% for line in intro %}<p>{{ line }}</p>
-{% endfor %}<p class="banner{{ ' real' if comparable else '' }}">{{ banner }}</p>
+{% for line in intro %}<p>{{ line | code }}</p>
+{% endfor %}<p class="banner{{ ' real' if comparable else '' }}">{{ banner | code }}</p>
 <nav><ol>{% for part in parts %}<li><a href="#{{ part.anchor }}">{{ part.heading }}</a></li>{% endfor %}</ol></nav>
 {% for part in parts %}
 <section id="{{ part.anchor }}">
 <h2>{{ part.heading }}</h2>
-{% for line in part.text %}<p>{{ line }}</p>
+{% for line in part.text %}<p>{{ line | code }}</p>
 {% endfor %}{% if part.rows %}<table>
 <tr><th>metric</th><th>this run</th><th>{{ reference_label }}</th><th>note</th></tr>
 {% for row in part.rows %}<tr><td>{{ row.label }}</td><td class="num">{{ row.value }}</td><td class="num">{{ row.reference }}</td><td class="note">{{ row.note }}</td></tr>
@@ -99,8 +101,8 @@ code { background: #f3f3f3; padding: 0 .25em; border-radius: 3px; }
 {% for check in part.checks %}<li class="{{ 'holds' if check.holds else ('unknown' if check.holds is none else 'fails') }}">{{ '&#10003; holds' | safe if check.holds else ('&#8212; not measured' | safe if check.holds is none else '&#10007; does not hold' | safe) }}: {{ check.text }}{% if check.detail %} <span class="note">({{ check.detail }})</span>{% endif %}</li>
 {% endfor %}</ul>
 {% endif %}{% for picture in part.pictures %}<figure><img src="{{ picture.data_uri() }}" alt="{{ picture.caption }}"><figcaption>{{ picture.caption }}</figcaption></figure>
-{% endfor %}{% for line in part.links %}<p class="note">{{ line }}</p>
-{% endfor %}{% for line in part.notes %}<p class="note">{{ line }}</p>
+{% endfor %}{% for line in part.links %}<p class="note">{{ line | code }}</p>
+{% endfor %}{% for line in part.notes %}<p class="note">{{ line | code }}</p>
 {% endfor %}</section>
 {% endfor %}
 </body>
@@ -108,10 +110,16 @@ code { background: #f3f3f3; padding: 0 .25em; border-radius: 3px; }
 """
 
 
+def code_spans(text: str) -> Markup:
+    """Text escaped, with `backquoted` spans as <code> (commands and file names in the page's prose)."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+
+
 def render(title: str, parts: Sequence[Part], banner: str, comparable: bool, intro: Sequence[str] = (),
            reference_label: str = "reference") -> str:
     """The page's HTML text (every value escaped; pictures embedded)."""
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True), keep_trailing_newline=True)
+    env.filters["code"] = code_spans
     return env.from_string(TEMPLATE).render(title=title, parts=list(parts), banner=banner, comparable=comparable,
                                             intro=list(intro), reference_label=reference_label)
 
