@@ -197,6 +197,22 @@ def test_repro_writes_the_kaggle_dogs_submission_and_beats_guessing(demo_repo):
     assert "test_loss" in history[0] and len(history) == 1 + params["recipe"]["epochs"]
 
 
+def test_repro_writes_the_report_with_every_section_and_every_effect_holding(demo_repo):
+    """18.3: data/reports/index.html has the 14 book sections with this run's numbers beside the book's,
+    and in the demo every effect the book demonstrates holds (item 4: nothing lost to a faster run)."""
+    from test_report import BOOK_SECTIONS, _Sections
+
+    root, _, _, _ = demo_repo
+    page = _Sections()
+    page.feed((root / "data" / "reports" / "index.html").read_text(encoding="utf-8"))
+    assert [v["heading"].split()[0] for v in page.found.values()] == BOOK_SECTIONS
+    checks = [check for v in page.found.values() for check in v["checks"]]
+    assert len(checks) >= 12 and all(check.startswith("holds:") for check in checks), checks
+    hotdog = page.found["s13-2"]["cells"]
+    metrics = json.loads((root / "metrics" / "hotdog.json").read_text())
+    assert hotdog[:3] == ["fine-tune: test accuracy", f"{metrics['finetune']['test_acc']:.3f}", "0.940"]
+
+
 def test_second_repro_runs_nothing(demo_repo):
     root, env, dvc, _ = demo_repo
     second = _run([*dvc, "repro"], root, env)
@@ -263,7 +279,8 @@ def test_changing_finetune_lr_reruns_only_finetune_and_evaluate(demo_repo):
         rerun = _run([*dvc, "repro"], root, env)
         assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
         ran = {line.split("'")[1] for line in rerun.stdout.splitlines() if line.startswith("Running stage")}
-        assert ran == {"train-hotdog-finetune", "evaluate-hotdog"}, rerun.stdout
+        # and the report, whose page shows the new numbers
+        assert ran == {"train-hotdog-finetune", "evaluate-hotdog", "report"}, rerun.stdout
 
 
 @pytest.mark.parametrize("module, expected", [

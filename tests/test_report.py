@@ -17,8 +17,8 @@ import yaml
 from cvflow.pipelines import CHAPTER, TASKS, load_params
 from cvflow.pipelines.report import OUT, files_read, report, sections
 from cvflow.pipelines.task import Effect, Number, Section, Task
-from tests.conftest import REPO
-from tests.test_plots_offline import _Page
+from conftest import REPO
+from test_plots_offline import _Page
 
 BOOK_SECTIONS = [f"13.{n}" for n in range(1, 15)]
 

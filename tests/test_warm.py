@@ -18,7 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from cvflow.stages import warm
-from tests.conftest import run_cvflow, tiny_params
+from conftest import run_cvflow, tiny_params
 
 pytestmark = pytest.mark.skipif(not warm.enabled({}), reason="warm starts need fork and Unix sockets (POSIX)")
 
