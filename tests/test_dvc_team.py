@@ -54,9 +54,10 @@ def test_pull_in_a_fresh_clone_restores_outputs_and_retrains_nothing(tmp_path):
 
 
 def test_a_queued_sweep_runs_each_point_and_tracks_it_in_the_project_store(tmp_path):
-    """`dvc exp run --queue -S 'key=choice(a,b)'` then the queue: two DVC experiments, and two MLflow
-    runs in the user's own store (a queued experiment runs in a temporary copy; DVC_ROOT names the
-    repository), each tagged with its experiment's name."""
+    """`dvc exp run --queue` twice, then the queue with two workers at once: two DVC experiments, and two
+    MLflow runs in the user's own store, both FINISHED though two processes wrote to its sqlite file at
+    once (a queued experiment runs in a temporary copy; DVC_ROOT names the repository), each tagged with
+    its experiment's name."""
     import json
 
     from mlflow.tracking import MlflowClient
@@ -65,8 +66,11 @@ def test_a_queued_sweep_runs_each_point_and_tracks_it_in_the_project_store(tmp_p
     root = tmp_path / "project"
     env = git_copy(root)
 
-    _run([*dvc, "exp", "run", "--queue", "-S", "style.demo.steps=choice(4,8)", "stylize"], root, env)
-    _run([*dvc, "exp", "run", "--run-all", "-j", "1"], root, env)  # what `dvc queue start` does, waited for
+    _run([*dvc, "exp", "run", "--queue", "-S", "style.demo.steps=4", "stylize"], root, env)
+    _run([*dvc, "exp", "run", "--queue", "-S", "style.demo.steps=8", "stylize"], root, env)
+    # two workers at once, both writing to the one sqlite store (what `dvc queue start -j 2` does, waited for)
+    ran = _run([*dvc, "exp", "run", "--run-all", "-j", "2"], root, env)
+    assert ran.returncode == 0 and "database is locked" not in ran.stdout + ran.stderr, ran.stderr[-3000:]
 
     shown = json.loads(_run([*dvc, "exp", "show", "--json"], root, env).stdout)
     experiments = {e["name"]: e["data"]["params"]["params.yaml"]["data"]["style"]["demo"]["steps"]

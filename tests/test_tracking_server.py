@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO, run_cvflow
+from conftest import REPO, MlflowServer, free_port, run_cvflow
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +79,65 @@ def test_a_pipeline_tracks_through_a_server_and_a_second_machine_sees_it(tmp_pat
     assert found["png"] and found["models"] == 1 and found["model_outputs"] == 3  # anchors, classes, boxes
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["profile"] == "demo"
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+    except Exception:  # noqa: BLE001 - not written yet
+        return 0
+
+
+def test_a_server_that_dies_mid_training_stops_the_stage_then_the_rerun_resumes_the_run(tmp_path):
+    """19.2: the server is killed while a stage trains. The stage stops within a bounded time with one line
+    (exit 2) and keeps its checkpoint; once the server is back, the same command resumes the same run,
+    which ends FINISHED with every epoch logged exactly once."""
+    from mlflow.tracking import MlflowClient
+
+    server = MlflowServer(tmp_path / "server", free_port())
+    server.root.mkdir()
+    server.start()
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    env = {**os.environ, "MLFLOW_TRACKING_URI": server.uri}
+    try:
+        assert run_cvflow("fetch", "bananas", *SMOKE, cwd=project, env=env).returncode == 0
+        epochs = "40"
+        command = [str(Path(sys.executable).parent / "cvflow"), "train", "bananas", "--epochs", epochs, *SMOKE]
+        checkpoint = project / "data" / "checkpoints" / "bananas" / "tinyssd.pt"
+        process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 300
+        while _checkpoint_epoch(checkpoint) < 2:
+            assert process.poll() is None, "training ended before the server could be killed: " + process.stderr.read()
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.05)
+        server.kill()
+        killed = time.monotonic()
+        _, stderr = process.communicate(timeout=300)
+        waited = time.monotonic() - killed
+        assert process.returncode == 2, stderr[-3000:]
+        lines = stderr.strip().splitlines()
+        assert lines[-1].startswith(f"cvflow: error: MLflow store {server.uri} stopped answering"), lines[-3:]
+        assert "rerun the same command" in lines[-1] and "Traceback" not in stderr
+        assert waited < 60, f"the stage waited {waited:.0f} s on a dead store"
+        kept = _checkpoint_epoch(checkpoint)
+        assert 2 <= kept < int(epochs)  # the finished epochs are kept
+
+        server.start()  # the same store, back on the same port
+        result = run_cvflow("train", "bananas", "--epochs", epochs, *SMOKE, cwd=project, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"resuming tinyssd from {checkpoint}: {kept}/{epochs} epochs done" in result.stderr
+        client = MlflowClient(server.uri)
+        experiment = client.get_experiment_by_name("bananas")
+        (run,) = client.search_runs([experiment.experiment_id])  # reopened, not duplicated
+        assert run.info.status == "FINISHED"
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+        assert steps == list(range(1, int(epochs) + 1))  # every epoch exactly once
+        print(f"dead server -> one-line error after {waited:.1f} s; checkpoint at epoch {kept}; resumed to "
+              f"{epochs} epochs, FINISHED")
+    finally:
+        server.kill()

@@ -21,7 +21,7 @@ import time
 import warnings
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from cvflow.errors import UserError
 
@@ -49,9 +49,55 @@ def tracking_uri(project_dir: Path) -> str:
 
 
 #: MLflow's HTTP client retries a failing call with backoff for minutes by default; cvflow bounds every call
-#: to about half a minute (a user's own setting of these variables wins)
-HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2"}
+#: to about half a minute: 3 attempts of at most 10 s without a byte, 1 s and 2 s apart (a user's own setting
+#: of these variables wins)
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
+class StoreUnavailable(UserError):
+    """The tracking store stopped answering mid-stage (a server went down): one line, exit 2. What was
+    computed is kept (checkpoints are written before an epoch is logged); rerunning resumes the run."""
+
+
+def _unreachable(error: BaseException) -> bool:
+    """True when ``error`` says the store could not be reached (as opposed to a refused request)."""
+    import requests
+
+    if isinstance(error, (requests.ConnectionError, requests.Timeout)):
+        return True
+    text = str(error)
+    return type(error).__name__ == "MlflowException" and "API request to" in text and "failed" in text
+
+
+def store_unavailable(uri: str, error: BaseException, doing: str) -> StoreUnavailable:
+    reason = " ".join(str(error).split())[:200]
+    return StoreUnavailable(f"MLflow store {uri} stopped answering while {doing} ({reason}); what was computed is "
+                            "kept (the last epoch's checkpoint): rerun the same command once the store is back, "
+                            "and the run resumes with every epoch logged once")
+
+
+class _Guarded:
+    """An MlflowClient whose calls turn an unreachable store into :class:`StoreUnavailable`."""
+
+    def __init__(self, client: Any, uri: str):
+        self._client = client
+        self._uri = uri
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except Exception as exc:
+                if _unreachable(exc):
+                    raise store_unavailable(self._uri, exc, f"calling {name}") from None
+                raise
+
+        return call
 _CHECKED: set[str] = set()
 
 
@@ -117,6 +163,18 @@ def git_tags(project_dir: Path) -> dict[str, str]:
     return tags
 
 
+def _store_lock(uri: str):
+    """An inter-process lock around a process's first use of an sqlite store: creating its tables (a new
+    file) and an experiment. Two stages starting at once (``dvc queue start -j 2``) would otherwise both
+    create them, and the second fail ("table ... already exists", "UNIQUE constraint failed"). Servers
+    serialise their own writes: no lock for them."""
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    return FileLock(uri[len("sqlite:///"):] + ".lock", timeout=120)
+
+
 class Tracker:
     """One MLflow run: create or reopen, log params/tags/metrics/artifacts, end."""
 
@@ -128,22 +186,23 @@ class Tracker:
         self.project_dir = Path(project_dir)
         self.uri = tracking_uri(self.project_dir)
         check_store(self.uri)
-        self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment = experiment
         self.run_name = run_name
         self.run_id: str | None = None
-        try:
-            found = self.client.get_experiment_by_name(experiment)
-        except Exception as exc:  # noqa: BLE001 - bad URI, unreachable server
-            raise UserError(f"MLflow store {self.uri}: {type(exc).__name__}: {str(exc).splitlines()[0]} "
-                            f"(set {ENV_URI} to a reachable store or unset it)") from None
-        if found is None:
-            location = None
-            if ENV_URI not in os.environ:
-                location = (store_dir(self.project_dir) / "mlruns" / experiment).as_uri()
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
-        else:
-            self.experiment_id = found.experiment_id
+        with _store_lock(self.uri):  # the client creates a new store's tables
+            self.client = _Guarded(MlflowClient(tracking_uri=self.uri), self.uri)
+            try:
+                found = self.client.get_experiment_by_name(experiment)
+            except Exception as exc:  # noqa: BLE001 - bad URI, unreachable server
+                raise UserError(f"MLflow store {self.uri}: {type(exc).__name__}: {str(exc).splitlines()[0]} "
+                                f"(set {ENV_URI} to a reachable store or unset it)") from None
+            if found is None:
+                location = None
+                if ENV_URI not in os.environ:
+                    location = (store_dir(self.project_dir) / "mlruns" / experiment).as_uri()
+                self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            else:
+                self.experiment_id = found.experiment_id
 
     def start(self, run_id: str | None = None, tags: Mapping[str, str] | None = None) -> str:
         """Reopen ``run_id`` if it still exists, else create a new run; return the run id.
@@ -159,6 +218,8 @@ class Tracker:
                 if run.info.lifecycle_stage == "active":
                     self.run_id = run_id
                     self.client.update_run(run_id, status="RUNNING")
+            except StoreUnavailable:
+                raise
             except Exception:  # noqa: BLE001 - the run was deleted: start a new one
                 self.run_id = None
         if self.run_id is None:
@@ -295,12 +356,22 @@ class Tracker:
         if not single:
             quiet.setLevel(logging.ERROR)
         try:
-            with self._active():
+            with self._guard("logging the model"), self._active():
                 mlflow.pytorch.log_model(model, name="model", signature=signature, input_example=example.numpy(),
                                          pip_requirements=requirements,
                                          metadata={"classes": list(classes)} if classes is not None else None)
         finally:
             quiet.setLevel(level)
+
+    @contextlib.contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        """Calls through MLflow's fluent API: an unreachable store becomes :class:`StoreUnavailable`."""
+        try:
+            yield
+        except Exception as exc:
+            if _unreachable(exc):
+                raise store_unavailable(self.uri, exc, doing) from None
+            raise
 
     def _active(self):
         """This run as the fluent API's active run (``mlflow.pytorch.log_model`` logs into the active
@@ -309,9 +380,14 @@ class Tracker:
         return self._mlflow.start_run(run_id=self.run_id)
 
     def end(self, status: str = "FINISHED") -> None:
-        """End the run as FINISHED, FAILED (an error) or KILLED (interrupted)."""
+        """End the run as FINISHED, FAILED (an error) or KILLED (interrupted). When the store is gone
+        the run stays as the store last saw it (RUNNING) and a rerun of the command resumes it."""
         if self.run_id:
-            self.client.set_terminated(self.run_id, status=status)
+            try:
+                self.client.set_terminated(self.run_id, status=status)
+            except StoreUnavailable:
+                if status == "FINISHED":
+                    raise
 
 
 def find_run(project_dir: Path, experiment: str, model_sha1: str) -> "Tracker | None":
@@ -322,7 +398,8 @@ def find_run(project_dir: Path, experiment: str, model_sha1: str) -> "Tracker | 
 
     uri = tracking_uri(project_dir)
     check_store(uri)
-    client = MlflowClient(tracking_uri=uri)
+    with _store_lock(uri):  # the client creates a new store's tables
+        client = MlflowClient(tracking_uri=uri)
     try:
         found = client.get_experiment_by_name(experiment)
         if found is None:
