@@ -81,6 +81,16 @@ def git_copy(root: Path) -> dict:
     return env
 
 
+def checkpoint_epoch(path: Path) -> int:
+    """The epochs a training checkpoint holds; 0 while none is written (or it is being written)."""
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+    except Exception:  # noqa: BLE001 - not written yet
+        return 0
+
+
 def free_port() -> int:
     import socket
 

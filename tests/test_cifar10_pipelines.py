@@ -15,7 +15,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import run_cvflow, shared
+from conftest import checkpoint_epoch, run_cvflow, shared
 
 pytestmark = pytest.mark.slow
 
@@ -122,12 +122,6 @@ def _valid_hits_by_hand(project: Path) -> dict[str, list[bool]]:
     return hits
 
 
-def _checkpoint_epoch(path: Path) -> int:
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
-    except Exception:  # noqa: BLE001 - not written yet
-        return 0
-
 
 def test_retrain_stopped_by_ctrl_c_is_killed_then_resumed(project, mlflow_uri):
     for args in (("fetch", "kaggle-cifar10"), ("prepare", "kaggle-cifar10")):
@@ -141,7 +135,7 @@ def test_retrain_stopped_by_ctrl_c_is_killed_then_resumed(project, mlflow_uri):
     process = subprocess.Popen(args, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                env={**os.environ}, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
-    while not checkpoint.exists() or _checkpoint_epoch(checkpoint) < 1:
+    while not checkpoint.exists() or checkpoint_epoch(checkpoint) < 1:
         assert process.poll() is None, "training ended before it could be interrupted"
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.05)
@@ -153,7 +147,7 @@ def test_retrain_stopped_by_ctrl_c_is_killed_then_resumed(project, mlflow_uri):
     experiment = client.get_experiment_by_name("kaggle-cifar10")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "KILLED"
-    killed_at = _checkpoint_epoch(checkpoint)
+    killed_at = checkpoint_epoch(checkpoint)
     result = _ok("train", "kaggle-cifar10", "--variant", "train_valid", "--epochs", epochs, cwd=project, extra=KAGGLE)
     assert f"resuming train_valid from {checkpoint}: {killed_at}/{epochs} epochs done" in result.stderr
     (run,) = client.search_runs([experiment.experiment_id])

@@ -23,16 +23,10 @@ from cvflow.engine.runtime import seed_everything
 from cvflow.engine.trainer import ClassificationTask, Trainer, make_loader
 from cvflow.engine.runtime import DistInfo
 
-from conftest import run_cvflow
+from conftest import checkpoint_epoch, run_cvflow
 
 pytestmark = pytest.mark.slow
 
-
-def _checkpoint_epoch(path: Path) -> int:
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
-    except Exception:  # noqa: BLE001 - not written yet
-        return 0
 
 
 def _fetched(project: Path) -> Path:
@@ -49,13 +43,13 @@ def test_killed_training_resumes_without_losing_or_repeating_epochs(project, mlf
     checkpoint = project / "data" / "checkpoints" / "hotdog" / "scratch.pt"
     process = subprocess.Popen(args, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while _checkpoint_epoch(checkpoint) < 2:
+    while checkpoint_epoch(checkpoint) < 2:
         assert process.poll() is None, "training ended before it could be interrupted"
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)  # no clean-up of any kind
     process.wait()
-    killed_at = _checkpoint_epoch(checkpoint)
+    killed_at = checkpoint_epoch(checkpoint)
     assert 2 <= killed_at < int(epochs)
 
     result = run_cvflow("train", "hotdog", "--variant", "scratch", "--epochs", epochs, cwd=project)

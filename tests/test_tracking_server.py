@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, MlflowServer, free_port, run_cvflow
+from conftest import REPO, MlflowServer, checkpoint_epoch, free_port, run_cvflow
 
 pytestmark = pytest.mark.slow
 
@@ -81,14 +81,6 @@ def test_a_pipeline_tracks_through_a_server_and_a_second_machine_sees_it(tmp_pat
     assert params["profile"] == "demo"
 
 
-def _checkpoint_epoch(path: Path) -> int:
-    import torch
-
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
-    except Exception:  # noqa: BLE001 - not written yet
-        return 0
-
 
 def test_a_server_that_dies_mid_training_stops_the_stage_then_the_rerun_resumes_the_run(tmp_path):
     """19.2: the server is killed while a stage trains. The stage stops within a bounded time with one line
@@ -111,7 +103,7 @@ def test_a_server_that_dies_mid_training_stops_the_stage_then_the_rerun_resumes_
         process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 300
-        while _checkpoint_epoch(checkpoint) < 2:
+        while checkpoint_epoch(checkpoint) < 2:
             assert process.poll() is None, "training ended before the server could be killed: " + process.stderr.read()
             assert time.monotonic() < deadline, "no checkpoint appeared"
             time.sleep(0.05)
@@ -124,7 +116,7 @@ def test_a_server_that_dies_mid_training_stops_the_stage_then_the_rerun_resumes_
         assert lines[-1].startswith(f"cvflow: error: MLflow store {server.uri} stopped answering"), lines[-3:]
         assert "rerun the same command" in lines[-1] and "Traceback" not in stderr
         assert waited < 60, f"the stage waited {waited:.0f} s on a dead store"
-        kept = _checkpoint_epoch(checkpoint)
+        kept = checkpoint_epoch(checkpoint)
         assert 2 <= kept < int(epochs)  # the finished epochs are kept
 
         server.start()  # the same store, back on the same port

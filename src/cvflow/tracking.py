@@ -77,6 +77,17 @@ def store_unavailable(uri: str, error: BaseException, doing: str) -> StoreUnavai
                             "and the run resumes with every epoch logged once")
 
 
+@contextlib.contextmanager
+def unreachable_as_error(uri: str, doing: str) -> Iterator[None]:
+    """Inside, an unreachable store becomes :class:`StoreUnavailable` (one line); other errors pass."""
+    try:
+        yield
+    except Exception as exc:
+        if _unreachable(exc):
+            raise store_unavailable(uri, exc, doing) from None
+        raise
+
+
 class _Guarded:
     """An MlflowClient whose calls turn an unreachable store into :class:`StoreUnavailable`."""
 
@@ -90,14 +101,12 @@ class _Guarded:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with unreachable_as_error(self._uri, f"calling {name}"):
                 return attr(*args, **kwargs)
-            except Exception as exc:
-                if _unreachable(exc):
-                    raise store_unavailable(self._uri, exc, f"calling {name}") from None
-                raise
 
         return call
+
+
 _CHECKED: set[str] = set()
 
 
@@ -356,22 +365,12 @@ class Tracker:
         if not single:
             quiet.setLevel(logging.ERROR)
         try:
-            with self._guard("logging the model"), self._active():
+            with unreachable_as_error(self.uri, "logging the model"), self._active():
                 mlflow.pytorch.log_model(model, name="model", signature=signature, input_example=example.numpy(),
                                          pip_requirements=requirements,
                                          metadata={"classes": list(classes)} if classes is not None else None)
         finally:
             quiet.setLevel(level)
-
-    @contextlib.contextmanager
-    def _guard(self, doing: str) -> Iterator[None]:
-        """Calls through MLflow's fluent API: an unreachable store becomes :class:`StoreUnavailable`."""
-        try:
-            yield
-        except Exception as exc:
-            if _unreachable(exc):
-                raise store_unavailable(self.uri, exc, doing) from None
-            raise
 
     def _active(self):
         """This run as the fluent API's active run (``mlflow.pytorch.log_model`` logs into the active
