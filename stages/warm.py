@@ -102,15 +102,23 @@ def _lines(conn: socket.socket):
             yield line.decode()
 
 
+def _connect(path: Path) -> socket.socket | None:
+    """A connection to the server at ``path``, or None when none answers there."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(path))
+        return conn
+    except OSError:
+        conn.close()
+        return None
+
+
 def run_warm(argv: list[str]) -> int | None:
     """Run the command in a child of the server and return its exit code; None: run it cold here
     (no server yet, one is being started; or the server stepped aside)."""
     path = socket_path()
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        conn.connect(str(path))
-    except OSError:
-        conn.close()
+    conn = _connect(path)
+    if conn is None:
         start_server(path)
         return None
     request = {"argv": argv, "argv0": sys.argv[0], "cwd": os.getcwd(), "env": dict(os.environ),
@@ -315,15 +323,13 @@ def _bind(path: Path) -> socket.socket | None:
     try:
         server.bind(str(path))
     except OSError:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(path))
-            return None  # another server answers there
-        except OSError:
-            path.unlink(missing_ok=True)  # a dead server's socket
-            server.bind(str(path))
-        finally:
+        probe = _connect(path)
+        if probe is not None:  # another server answers there
             probe.close()
+            server.close()
+            return None
+        path.unlink(missing_ok=True)  # a dead server's socket
+        server.bind(str(path))
     os.chmod(path, 0o600)
     server.listen(16)
     return server
@@ -393,12 +399,9 @@ def wait_for_server(timeout: float = 60.0) -> bool:
     path = socket_path()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(path))
-            return True
-        except OSError:
-            time.sleep(0.2)
-        finally:
+        probe = _connect(path)
+        if probe is not None:
             probe.close()
+            return True
+        time.sleep(0.2)
     return False
