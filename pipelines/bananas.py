@@ -81,6 +81,11 @@ def _to_float(cfg) -> list:
     return [v2.ToDtype(torch.float32, scale=False)] if cfg.input_max == 255 else []
 
 
+def _test_spec(cfg) -> dict:
+    """The network's test input as data: resized to ``image_size``, floats in [0, 1] or the book's 0-255."""
+    return {"resize": [cfg.image_size, cfg.image_size], "scale": "unit" if cfg.input_max == 1 else "byte"}
+
+
 def _train_set(cfg, root: Path):
     from torchvision.transforms import v2
 
@@ -95,10 +100,12 @@ def _val_set(cfg, root: Path):
     """bananas_val at the training resolution (evaluate and predict decode only this split)."""
     from torchvision.transforms import v2
 
-    from cvflow.data.readers.bananas import BananasDataset, detection_test_transforms
+    from cvflow.data.readers.bananas import BananasDataset
+    from cvflow.preprocess import inference_transform
 
+    # the served model's transform (its resize moves the boxes too), then the boxes kept inside the image
     return BananasDataset(data_dir(root), "val",
-                          transforms=v2.Compose([detection_test_transforms(cfg.image_size), *_to_float(cfg)]))
+                          transforms=v2.Compose([inference_transform(_test_spec(cfg)), v2.ClampBoundingBoxes()]))
 
 
 def train(params: Params, root: Path) -> dict:
@@ -107,20 +114,24 @@ def train(params: Params, root: Path) -> dict:
     from cvflow.detection.ssd import DetectionTask, tinyssd
     from cvflow.engine.run import RunSpec, train_run
     from cvflow.pipelines.lineage import dvc_digests
+    from cvflow.serving import Servable
 
     cfg = TASK.cfg(params)
+    val_set = _val_set(cfg, root)
     config = {"recipe": cfg.recipe.model_dump(mode="json"), "augment": cfg.augment, "seed": params.common.seed,
               "image_size": cfg.image_size, "prior_prob": cfg.prior_prob, "input_max": cfg.input_max,
               "data": cfg.data.model_dump(mode="json"), "demo": cfg.demo.model_dump(mode="json")}
     result = train_run(RunSpec(
         paths=run_paths(root),
         build=lambda: tinyssd(num_classes=1, prior_prob=cfg.prior_prob), task=DetectionTask(),
-        train_set=_train_set(cfg, root), eval_set=_val_set(cfg, root), recipe=cfg.recipe, config=config,
+        train_set=_train_set(cfg, root), eval_set=val_set, recipe=cfg.recipe, config=config,
         inputs={"banana-detection": data_dir(root)},
         input_digests={"banana-detection": dvc_digests(root, DATA).get(DATA, "")},
         classes=["banana"], collate_fn=book_collate,
         meta={"input_max": cfg.input_max, "image_size": cfg.image_size},
-        curve_metric="class_err", curve_label="anchor class error", title="TinySSD on bananas"), params)
+        curve_metric="class_err", curve_label="anchor class error", title="TinySSD on bananas",
+        serve=Servable(f"{EXPERIMENT}-{RUN}", "detect", _test_spec(cfg), [val_set.images[0]],
+                       options={"nms_threshold": cfg.nms_threshold, "conf_threshold": cfg.conf_threshold})), params)
     last = result.final
     if result.dist.is_main:
         info(f"TinySSD: val class error {last['test_class_err']:.2e} (all-background baseline "
@@ -146,24 +157,13 @@ def _load_net(params: Params, root: Path):
             find_run(root, EXPERIMENT, sha1sum(path)))
 
 
-def _detect(outputs, nms_threshold: float):
-    """The book's predict on ``net(images)``: softmax, then multibox_detection -> (B, A, 6) rows."""
-    import torch
-
-    from cvflow.detection.boxes import multibox_detection
-
-    anchors, cls_preds, bbox_preds = outputs
-    cls_probs = torch.softmax(cls_preds, dim=2).permute(0, 2, 1)
-    return multibox_detection(cls_probs, bbox_preds, anchors, nms_threshold=nms_threshold)
-
-
 def evaluate(params: Params, root: Path) -> dict:
     """mAP@0.5 and mAP@[0.5:0.95] (torchmetrics) plus the book's class error and bbox MAE on bananas_val."""
     import torch
     from torchmetrics.detection import MeanAveragePrecision
 
     from cvflow.data.readers.bananas import book_collate
-    from cvflow.detection.ssd import DetectionTask
+    from cvflow.detection.ssd import DetectionTask, detect
     from cvflow.engine.trainer import make_loader, move_to
     from cvflow.fileio import write_json
 
@@ -182,7 +182,7 @@ def evaluate(params: Params, root: Path) -> dict:
             outputs = tuple(o.float() for o in outputs)
             for key, value in task.loss_and_sums(outputs, labels)[1].items():
                 sums[key] = sums.get(key, 0.0) + value  # device tensors: read once, after the loop
-            output = _detect(outputs, cfg.nms_threshold)
+            output = detect(outputs, cfg.nms_threshold)
             scale = torch.tensor([images.shape[3], images.shape[2]] * 2, dtype=torch.float32, device=device)
             preds, targets = [], []
             for rows, truth in zip(output, labels):
@@ -215,6 +215,7 @@ def predict(params: Params, root: Path) -> Path:
     from torchvision.utils import draw_bounding_boxes, make_grid
 
     from cvflow.data.readers.bananas import book_collate
+    from cvflow.detection.ssd import detect, detections
     from cvflow.fileio import atomic_path
 
     cfg = TASK.cfg(params)
@@ -224,15 +225,14 @@ def predict(params: Params, root: Path) -> Path:
     images, _ = book_collate([val_set[i] for i in range(count)])  # the network's input, as in training
     with torch.inference_mode(), precision.autocast():
         outputs = net(images.to(device))
-    output = _detect(tuple(o.float() for o in outputs), cfg.nms_threshold).cpu()
+    output = detect(tuple(o.float() for o in outputs), cfg.nms_threshold).cpu()
     drawn = []
     for index, rows in enumerate(output):  # drawn on the stored image, at its own resolution
         original = val_set.images[index]
-        kept = rows[(rows[:, 0] >= 0) & (rows[:, 1] >= cfg.conf_threshold)]
-        scale = torch.tensor([original.shape[2], original.shape[1]] * 2, dtype=torch.float32)
+        kept = detections(rows, cfg.conf_threshold, original.shape[2], original.shape[1])  # as served
         canvas = draw_bounding_boxes(original, val_set.boxes[index], colors="lime", width=1)
         if len(kept):
-            canvas = draw_bounding_boxes(canvas, kept[:, 2:] * scale, [f"{float(c):.2f}" for c in kept[:, 1]],
+            canvas = draw_bounding_boxes(canvas, kept[:, 2:], [f"{float(c):.2f}" for c in kept[:, 1]],
                                          colors="red", width=2)
         if drawn and canvas.shape != drawn[0].shape:  # one grid needs one size (a local set may mix them)
             canvas = resize(canvas, list(drawn[0].shape[-2:]), antialias=True)

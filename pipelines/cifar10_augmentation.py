@@ -84,17 +84,25 @@ def metrics_file(root: Path) -> Path:
     return root / "metrics" / f"{EXPERIMENT}.json"
 
 
-def _transforms(cfg, augment: bool):
-    """The book's 13.1 train_augs (flip, and the demo's padded crop) or test_augs, on uint8 tensors.
+#: the book's test_augs (ToTensor: floats in [0, 1], not normalised), as data; the resize to 32 x 32 is a no-op on
+#: CIFAR-10 and lets the served model take images of any size
+TEST_SPEC = {"resize": [32, 32], "scale": "unit"}
 
-    As the book, images become floats in [0, 1] (``ToTensor``) and are not normalised."""
+
+def _transforms(cfg, augment: bool):
+    """The book's 13.1 train_augs (flip, and the demo's padded crop) or test_augs (:data:`TEST_SPEC`), on uint8
+    tensors. As the book, images become floats in [0, 1] (``ToTensor``) and are not normalised."""
     import torch
     from torchvision.transforms import v2
 
+    from cvflow.preprocess import inference_transform
+
+    if not augment:
+        return inference_transform(TEST_SPEC)
     steps = []
-    if augment and cfg.augment.hflip:
+    if cfg.augment.hflip:
         steps.append(v2.RandomHorizontalFlip())
-    if augment and cfg.augment.crop_padding:
+    if cfg.augment.crop_padding:
         steps.append(v2.RandomCrop(32, padding=cfg.augment.crop_padding))
     return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True)])
 
@@ -121,9 +129,11 @@ def train(params: Params, root: Path, variant: str) -> dict:
     from cvflow.engine.run import train_variant
     from cvflow.models.cifar import build_resnet18_cifar
     from cvflow.pipelines.lineage import dvc_digests
+    from cvflow.serving import Servable
 
     cfg = TASK.cfg(params)
     augment = variant == "augment"
+    test_set = _split(cfg, root, False, False)
     config = {"net": cfg.net.model_dump(mode="json"),
               "augment": cfg.augment.model_dump(mode="json") if augment else None,
               "train_images": cfg.train_images, "data": cfg.data.model_dump(mode="json"),
@@ -133,8 +143,9 @@ def train(params: Params, root: Path, variant: str) -> dict:
         params, root, EXPERIMENT, variant, VARIANTS, recipe=cfg.recipe, data={"cifar10": data_dir(root)},
         digests={"cifar10": dvc_digests(root, data).get(data, "")}, config=config,
         build=lambda: build_resnet18_cifar(len(CIFAR10_CLASSES), cfg.net.width, cfg.net.init),
-        task=ClassificationTask(), train_set=_split(cfg, root, True, augment), eval_set=_split(cfg, root, False, False),
-        classes=CIFAR10_CLASSES, title=f"CIFAR-10 ResNet-18, {variant}")
+        task=ClassificationTask(), train_set=_split(cfg, root, True, augment), eval_set=test_set,
+        classes=CIFAR10_CLASSES, title=f"CIFAR-10 ResNet-18, {variant}",
+        serve=Servable(f"cifar10-{variant}", "classify", TEST_SPEC, [test_set.images[0]]))
     if result.dist.is_main:
         info(f"{variant}: test accuracy {result.final['test_acc']:.3f} after {len(result.history)} epochs")
     return result.final

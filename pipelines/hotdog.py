@@ -102,6 +102,11 @@ def metrics_file(root: Path) -> Path:
     return root / "metrics" / "hotdog.json"
 
 
+def predictions_file(root: Path, variant: str) -> Path:
+    """Every test image's label and the prediction ``evaluate`` gives it (``file,label,prediction``)."""
+    return root / "metrics" / "hotdog" / f"{variant}_test_predictions.csv"
+
+
 def _image_sets(params: Params, root: Path):
     from cvflow.data.readers.images import classification_transforms
 
@@ -148,6 +153,9 @@ def _source_run(params: Params, root: Path):
     from cvflow.engine.run import RunSpec
     from cvflow.models.resnet import build_resnet18
 
+    from cvflow.preprocess import inference_transform
+    from cvflow.serving import Servable
+
     cfg = TASK.cfg(params)
     pre = cfg.pretrain
     n = pre.images_per_class * len(FOOD_CLASSES)
@@ -161,17 +169,21 @@ def _source_run(params: Params, root: Path):
     norm = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(cfg.transforms.mean), list(cfg.transforms.std))]
     train_tf = v2.Compose([v2.RandomResizedCrop(pre.image_size, scale=(0.6, 1.0), antialias=True),
                            v2.RandomHorizontalFlip(), *norm])
+    test_spec = {"resize": [pre.image_size, pre.image_size], "scale": "unit", "mean": list(cfg.transforms.mean),
+                 "std": list(cfg.transforms.std)}
+    held_images = images[held].permute(0, 3, 1, 2).contiguous()
     return RunSpec(
         paths=run_paths(root, SOURCE),
         build=lambda: build_resnet18(len(FOOD_CLASSES)),
         task=ClassificationTask(),
         train_set=TensorImages(images[kept].permute(0, 3, 1, 2).contiguous(), labels[kept], train_tf),
-        eval_set=TensorImages(images[held].permute(0, 3, 1, 2).contiguous(), labels[held], v2.Compose(norm)),
+        eval_set=TensorImages(held_images, labels[held], inference_transform(test_spec)),
         recipe=pre.recipe,
         config={"stage": "pretrain", "pretrain": pre.model_dump(mode="json"), "seed": params.common.seed,
                 "transforms": cfg.transforms.model_dump(mode="json")},
         inputs={},  # generated in memory from the seeds in config
         classes=FOOD_CLASSES, meta={"origin": "source"},
+        serve=Servable(f"{EXPERIMENT}-{SOURCE}", "classify", test_spec, [held_images[0]], register=False),
         title="hot dog: source pretraining on generated food")
 
 
@@ -227,7 +239,9 @@ def train(params: Params, root: Path, variant: str) -> dict:
     from cvflow.fileio import sha1sum
     from cvflow.models.files import load_model
     from cvflow.models.resnet import build_resnet18, load_backbone, replace_head
+    from cvflow.data.readers.images import classification_test_spec
     from cvflow.pipelines.lineage import dvc_digests
+    from cvflow.serving import Servable
 
     cfg = TASK.cfg(params)
     recipe = getattr(cfg, variant) if variant in VARIANTS else None  # train_variant refuses another
@@ -257,7 +271,9 @@ def train(params: Params, root: Path, variant: str) -> dict:
     result = train_variant(
         params, root, EXPERIMENT, variant, VARIANTS, recipe=recipe, data={"hotdog": root / DATA},
         digests={"hotdog": dvc_digests(root, DATA).get(DATA, "")}, config=config, build=build, groups=groups,
-        task=ClassificationTask(), train_set=train_set, eval_set=test_set, classes=CLASSES, title=f"hot dog: {variant}")
+        task=ClassificationTask(), train_set=train_set, eval_set=test_set, classes=CLASSES, title=f"hot dog: {variant}",
+        serve=Servable(f"{EXPERIMENT}-{variant}", "classify", classification_test_spec(cfg.transforms),
+                       [test_set.image(0)]))
     if result.dist.is_main:
         info(f"{variant}: test accuracy {result.final.get('test_acc', float('nan')):.3f} after "
              f"{len(result.history)} epochs")
@@ -274,7 +290,7 @@ def evaluate(params: Params, root: Path) -> dict:
     from cvflow.engine.runtime import Precision, resolve_device, use_pin_memory
     from cvflow.engine.trainer import make_loader
     from cvflow.engine.runtime import resolve_workers
-    from cvflow.fileio import sha1sum, write_json
+    from cvflow.fileio import sha1sum, write_csv, write_json
     from cvflow.models.files import load_model
     import cvflow.models.resnet  # noqa: F401  (registers the architecture the model file names)
     from cvflow.plots import prediction_grid, training_curves
@@ -304,6 +320,10 @@ def evaluate(params: Params, root: Path) -> dict:
                     preds.append(model(images.to(device, non_blocking=True)).argmax(dim=1))
         pred = torch.cat(preds).cpu()  # one host copy for the whole test set
         correct = pred == labels
+        # every test image's label as evaluated: what the served model must answer for the same file
+        write_csv(predictions_file(root, variant),
+                  [{"file": path.relative_to(root / DATA / "test").as_posix(), "label": CLASSES[int(t)],
+                    "prediction": CLASSES[int(p)]} for path, t, p in zip(test_set.paths, labels, pred)])
         per_class_acc = {CLASSES[c]: correct[labels == c].float().mean().item() for c in range(len(CLASSES))}
         results[variant] = {"test_acc": correct.float().mean().item(),
                             **{f"test_acc_{k.replace('-', '_')}": v for k, v in per_class_acc.items()}}
@@ -372,7 +392,8 @@ TASK: Task[Hotdog] = Task(
                     "metrics/hotdog/finetune_history.csv", "metrics/hotdog/scratch_history.csv"),
               params=("common.precision", "transforms", "grid_images"),
               outs=("data/reports/hotdog/curves.png", "data/reports/hotdog/finetune_predictions.png",
-                    "data/reports/hotdog/scratch_predictions.png"), metrics=("metrics/hotdog.json",)),
+                    "data/reports/hotdog/scratch_predictions.png", "metrics/hotdog/finetune_test_predictions.csv",
+                    "metrics/hotdog/scratch_test_predictions.csv"), metrics=("metrics/hotdog.json",)),
     ),
     charts=CHARTS,
     report=REPORT,

@@ -87,6 +87,7 @@ def prepare(params: Params, root: Path) -> dict:
 
 EXPERIMENT = "kaggle-cifar10"
 VARIANTS = ("train", "train_valid")
+FINAL = "train_valid"  # the model the submission comes from: the one registered
 
 
 def run_paths(root: Path, variant: str):
@@ -101,10 +102,19 @@ def metrics_file(root: Path) -> Path:
     return root / "metrics" / "kaggle-cifar10.json"
 
 
+def _test_spec(cfg) -> dict:
+    """The book's 13.13 transform_test (ToTensor, Normalize) as data; the resize to the training size is a
+    no-op on the competition's 32 x 32 images and lets the served model take images of any size."""
+    t = cfg.transforms
+    return {"resize": [t.crop, t.crop], "scale": "unit", "mean": list(t.mean), "std": list(t.std)}
+
+
 def _transforms(cfg):
-    """The book's 13.13 transform_train and transform_test, on uint8 tensors."""
+    """The book's 13.13 transform_train and transform_test (:func:`_test_spec`), on uint8 tensors."""
     import torch
     from torchvision.transforms import v2
+
+    from cvflow.preprocess import inference_transform
 
     t = cfg.transforms
     finish = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(t.mean), list(t.std))]
@@ -112,7 +122,7 @@ def _transforms(cfg):
              v2.RandomResizedCrop(t.crop, scale=tuple(t.crop_scale), ratio=(1.0, 1.0), antialias=True)]
     if t.hflip:
         train.append(v2.RandomHorizontalFlip())
-    return v2.Compose(train + finish), v2.Compose(finish)
+    return v2.Compose(train + finish), inference_transform(_test_spec(cfg))
 
 
 def _folder(params: Params, root: Path, split: str, transform, classes=None):
@@ -130,6 +140,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
     from cvflow.errors import UserError
     from cvflow.models.cifar import build_resnet18_cifar
     from cvflow.pipelines.lineage import dvc_digests
+    from cvflow.serving import Servable
 
     if variant not in VARIANTS:  # before the folder named after it is looked for
         raise UserError(f"--variant {variant!r}: use one of {', '.join(VARIANTS)}")
@@ -147,7 +158,9 @@ def train(params: Params, root: Path, variant: str) -> dict:
         digests={"kaggle-cifar10-prepared": dvc_digests(root, prepared).get(prepared, "")}, config=config,
         build=lambda: build_resnet18_cifar(len(train_set.classes), cfg.net.width, cfg.net.init),
         task=ClassificationTask(), train_set=train_set, eval_set=valid_set, classes=train_set.classes,
-        title=f"Kaggle CIFAR-10: {variant}")
+        title=f"Kaggle CIFAR-10: {variant}",
+        serve=Servable(f"{EXPERIMENT}-{variant}", "classify", _test_spec(cfg), [train_set.image(0)],
+                       register=variant == FINAL))
     if result.dist.is_main and "test_acc" in result.final:
         info(f"{variant}: valid accuracy {result.final['test_acc']:.3f} after {len(result.history)} epochs")
     return result.final

@@ -109,6 +109,7 @@ class KaggleDogsProfile(KaggleProfile):
 SAMPLE = "sample_submission.csv"
 EXPERIMENT = "kaggle-dogs"
 VARIANTS = ("train", "train_valid")
+FINAL = "train_valid"  # the head the submission comes from: the one registered
 SOURCE_MODEL = Path("data/models/hotdog/source.pt")  # backbone.weights: source (written by `cvflow pretrain hotdog`)
 FEATURES_FORMAT = 1
 
@@ -159,10 +160,19 @@ def prepare(params: Params, root: Path) -> dict:
 # ----------------------------------------------------------------------------- the backbone and its features
 
 
+def _test_spec(cfg) -> dict:
+    """The book's 13.14 transform_test (Resize(r), CenterCrop(c), ToTensor, Normalize) as data."""
+    t = cfg.transforms
+    return {"resize": t.test_resize, "crop": t.test_crop, "scale": "unit", "mean": list(t.mean), "std": list(t.std)}
+
+
 def _transforms(cfg):
-    """The book's 13.14 transform_train, transform_test, and transform_test mirrored (TTA), on uint8 tensors."""
+    """The book's 13.14 transform_train, transform_test (:func:`_test_spec`), and transform_test mirrored (TTA),
+    on uint8 tensors."""
     import torch
     from torchvision.transforms import v2
+
+    from cvflow.preprocess import inference_transform
 
     t = cfg.transforms
     finish = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(t.mean), list(t.std))]
@@ -172,9 +182,28 @@ def _transforms(cfg):
         train.append(v2.RandomHorizontalFlip())
     if t.jitter > 0:
         train.append(v2.ColorJitter(brightness=t.jitter, contrast=t.jitter, saturation=t.jitter))
-    test = [v2.Resize(t.test_resize, antialias=True), v2.CenterCrop(t.test_crop)]
-    return (v2.Compose(train + finish), v2.Compose(test + finish),
-            v2.Compose(test + [v2.RandomHorizontalFlip(p=1.0)] + finish))
+    return (v2.Compose(train + finish), inference_transform(_test_spec(cfg)),
+            inference_transform(_test_spec(cfg), mirrored=True))
+
+
+def _servable(params: Params, root: Path, variant: str):
+    """The head with its frozen backbone as one served model: images in, breed probabilities out (with the
+    mirrored view averaged in when ``tta_flip``, as the submission)."""
+    from cvflow.data.readers.images import decode_all, list_images
+    from cvflow.serving import Servable
+
+    cfg = TASK.cfg(params)
+    weights = cfg.backbone.weights
+    backbone = {"weights": "imagenet", "layer": cfg.backbone.layer}
+    modules: tuple[str, ...] = ()
+    if weights != "imagenet":
+        backbone.update(weights="file", path=root / SOURCE_MODEL if weights == "source" else root / weights)
+        modules = ("cvflow.models.resnet",)  # the backbone files cvflow writes: ResNet-18s
+    split = competition().prepared_dir(root) / variant  # a labelled image: the input example
+    first = next(images[0] for folder in sorted(split.iterdir()) if folder.is_dir() and (images := list_images(folder)))
+    images, _ = decode_all([first], "error", str(first.parent))
+    return Servable(f"{EXPERIMENT}-{variant}", "classify", _test_spec(cfg), images, register=variant == FINAL,
+                    options={"tta_flip": cfg.tta_flip}, backbone=backbone, modules=modules)
 
 
 def _backbone(params: Params, root: Path):
@@ -378,7 +407,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
         digests={"kaggle-dogs-prepared": dvc_digests(root, prepared).get(prepared, "")}, config=config,
         meta={"views": cfg.views}, build=lambda: feature_head(dim, len(classes), cfg.hidden), task=task,
         train_set=train_set, eval_set=eval_set, classes=classes, title=f"Kaggle dog breeds: {variant}",
-        example=cache["valid"]["test_view"][:2])
+        serve=_servable(params, root, variant))
     if result.dist.is_main and "test_loss" in result.final:
         info(f"{variant}: valid log loss {result.final['test_loss']:.3f}, accuracy {result.final['test_acc']:.3f} "
              f"after {len(result.history)} epochs")

@@ -142,11 +142,12 @@ def _backbone(state, source: str):
 
 def train(params: Params, root: Path) -> dict:
     """Train the book's FCN (13.11) as one tracked run: checkpoints, resume, DDP, MLflow."""
-    from cvflow.data.readers.voc import VOC_CLASSES, VOCSegDataset
+    from cvflow.data.readers.voc import TEST_SPEC, VOC_CLASSES, VOCSegDataset
     from cvflow.engine.run import RunSpec, train_run
     from cvflow.fileio import sha1sum
     from cvflow.pipelines.lineage import dvc_digests
     from cvflow.segmentation import SegmentationTask, fcn_resnet18
+    from cvflow.serving import Servable
 
     cfg = TASK.cfg(params)
     state = _backbone_state(params, root)
@@ -174,7 +175,8 @@ def train(params: Params, root: Path) -> dict:
         input_digests={"voc": dvc_digests(root, DATA).get(DATA, "")}, classes=VOC_CLASSES,
         tags={"weights": origin},
         meta={"weights": origin, "crop_size": list(crop), "boundary": cfg.boundary},
-        curve_metric="miou", curve_label="mean IoU", title="FCN on VOC2012 (crops)"), params)
+        curve_metric="miou", curve_label="mean IoU", title="FCN on VOC2012 (crops)",
+        serve=Servable(f"{EXPERIMENT}-{RUN}", "segment", TEST_SPEC, [val_set.images[0]])), params)
     last = result.final
     if result.dist.is_main:
         info(f"FCN: val crops mIoU {last['test_miou']:.3f} (all-background {last['test_miou_baseline']:.3f}), "

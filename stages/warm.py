@@ -48,7 +48,7 @@ IDLE = 60.0  # seconds without a command before the server exits
 ENV_SWITCH = "CVFLOW_WARM"
 # Imported by the server before it forks: what every stage imports anyway (never cvflow's own modules).
 PRELOAD = ("numpy", "PIL.Image", "yaml", "pydantic", "typer", "rich.console", "torch", "torchvision",
-           "torchvision.transforms.v2", "matplotlib", "matplotlib.pyplot", "pandas", "mlflow", "mlflow.pytorch",
+           "torchvision.transforms.v2", "matplotlib", "matplotlib.pyplot", "pandas", "mlflow", "mlflow.pyfunc",
            "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store")
 # Environment variables read while those libraries are imported: a server serves only clients that agree.
 IMPORT_ENV = ("OMP_", "MKL_", "OPENBLAS_", "CUDA_", "NVIDIA_", "PYTORCH_", "TORCH", "MPL", "PYTHON", "LD_",

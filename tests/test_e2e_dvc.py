@@ -96,22 +96,17 @@ def test_repro_reproduces_the_committed_lock_to_the_byte(demo_repo):
 
 
 def _test_accuracy_independently(root: Path, variant: str) -> float:
-    """The model's test accuracy, computed here from the MLflow model the run logged (MLflow's own
-    loader) on the test images decoded and transformed by torchvision, not by cvflow's evaluation."""
-    import mlflow
-    import mlflow.pytorch
+    """The model's test accuracy, computed here from its model file on the test images decoded and
+    transformed by torchvision here, not by cvflow's evaluation (the served model's agreement with the
+    evaluation is tests/test_serving.py's)."""
     import torch
     from PIL import Image
     from torchvision.transforms import v2
 
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)  # where mlflow.pytorch.load_model looks the model up
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("hotdog")
-    run = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}[variant]
-    (logged,) = client.search_logged_models([experiment.experiment_id],
-                                            filter_string=f"source_run_id='{run.info.run_id}'")
-    model = mlflow.pytorch.load_model(f"models:/{logged.model_id}")
+    from cvflow.models.files import load_model
+    import cvflow.models.resnet  # noqa: F401  (registers the architecture)
+
+    model = load_model(root / "data" / "models" / "hotdog" / f"{variant}.pt")[0].eval()
     cfg = yaml.safe_load((root / "params.yaml").read_text())["hotdog"]["demo"]["transforms"]
     transform = v2.Compose([v2.PILToTensor(), v2.Resize([cfg["test_resize"]] * 2, antialias=True),
                             v2.CenterCrop(cfg["test_crop"]), v2.ToDtype(torch.float32, scale=True),
@@ -124,6 +119,26 @@ def _test_accuracy_independently(root: Path, variant: str) -> float:
             correct += int((model(images).argmax(dim=1) == label).sum())
         total += len(files)
     return correct / total
+
+
+#: 19.3: the chapter's final models, registered under what they are (the others are logged with their runs only)
+REGISTERED = {"hotdog-finetune": "hotdog/finetune", "hotdog-scratch": "hotdog/scratch",
+              "cifar10-augment": "cifar10-augmentation/augment", "cifar10-no-augment": "cifar10-augmentation/no-augment",
+              "kaggle-cifar10-train_valid": "kaggle-cifar10/train_valid",
+              "kaggle-dogs-train_valid": "kaggle-dogs/train_valid", "bananas-tinyssd": "bananas/tinyssd",
+              "voc-fcn": "voc/fcn"}
+
+
+def test_the_final_models_are_registered_once_each_by_their_files_sha1(demo_repo):
+    from cvflow.fileio import sha1sum
+
+    root, _, _, _ = demo_repo
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    assert {m.name for m in client.search_registered_models()} == set(REGISTERED)
+    for name, model in REGISTERED.items():
+        (version,) = client.search_model_versions(f"name = '{name}'")
+        assert version.tags["model_sha1"] == sha1sum(root / "data" / "models" / f"{model}.pt"), name
+        assert client.get_run(version.run_id).data.tags["model_sha1"] == version.tags["model_sha1"]
 
 
 def test_repro_builds_hotdog_and_finetune_beats_scratch(demo_repo):
@@ -157,7 +172,7 @@ def test_mlflow_has_every_run_with_curves_model_and_data(demo_repo):
         assert {f"plots/{variant}_curves.png", f"metrics/{variant}.json"} <= artifacts
         logged = client.search_logged_models([experiment.experiment_id],
                                              filter_string=f"source_run_id='{run.info.run_id}'")
-        assert [m.name for m in logged] == ["model"]
+        assert [m.name for m in logged] == [f"hotdog-{variant}"]  # named for what it is
         assert {"device", "precision", "world_size", "model_sha1"} <= set(run.data.tags)
         assert "mlflow.source.git.commit" in run.data.tags
     for variant in ("finetune", "scratch"):

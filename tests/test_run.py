@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -14,8 +15,10 @@ from cvflow.engine.trainer import ClassificationTask
 from cvflow.engine.paths import RunPaths
 from cvflow.engine.run import RunSpec, folder_digest, train_run
 from cvflow.errors import TrainingError
+from cvflow.fileio import sha1sum
 from cvflow.models.files import load_model
 from cvflow.params import Recipe
+from cvflow.preprocess import inference_transform
 from cvflow.pipelines import load_params
 from conftest import REPO
 
@@ -64,10 +67,14 @@ def _recipe(epochs=2, reduction="mean"):
                                   "optim": {"name": "sgd", "lr": 0.05}})
 
 
-def _spec(root, data_dir, train_set, build, epochs=2, name="tiny"):
+#: the served model's test transform in these runs: floats in [0, 1], normalised
+SPEC = {"resize": [8, 8], "scale": "unit", "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+
+
+def _spec(root, data_dir, train_set, build, epochs=2, name="tiny", serve=None):
     return RunSpec(paths=RunPaths(root, "unit", name), build=build, task=ClassificationTask(), train_set=train_set,
                    eval_set=_Images(16, seed=1), recipe=_recipe(epochs), config={"k": 1},
-                   inputs={"unit-data": data_dir}, classes=["a", "b"])
+                   inputs={"unit-data": data_dir}, classes=["a", "b"], serve=serve)
 
 
 @pytest.fixture
@@ -88,7 +95,11 @@ def _runs(uri):
 def test_outputs_hold_results_only_and_mlflow_has_the_rest(tmp_path, mlflow_uri, data_dir):
     from cvflow.models.resnet import build_resnet18
 
-    result = train_run(_spec(tmp_path, data_dir, _Images(), lambda: build_resnet18(2)), _params())
+    from cvflow.serving import Servable
+
+    example = torch.randint(0, 256, (3, 12, 10), dtype=torch.uint8)
+    serve = Servable("unit-tiny", "classify", SPEC, [example])
+    result = train_run(_spec(tmp_path, data_dir, _Images(), lambda: build_resnet18(2), serve=serve), _params())
     paths = RunPaths(tmp_path, "unit", "tiny")
     final = json.loads(paths.metrics.read_text())
     header = paths.history.read_text().splitlines()[0].split(",")
@@ -108,12 +119,44 @@ def test_outputs_hold_results_only_and_mlflow_has_the_rest(tmp_path, mlflow_uri,
     (dataset,) = run.inputs.dataset_inputs
     assert dataset.dataset.name == "unit-data" and dataset.dataset.digest == folder_digest(data_dir)
     logged = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id='{run.info.run_id}'")
-    assert [m.name for m in logged] == ["model"]
-    import mlflow.pytorch
+    assert [m.name for m in logged] == ["unit-tiny"]
+    (version,) = client.search_model_versions("name = 'unit-tiny'")  # registered under its name
+    assert version.tags["model_sha1"] == run.data.tags["model_sha1"] == sha1sum(paths.model)
+    import mlflow.pyfunc
 
-    loaded = mlflow.pytorch.load_model(f"models:/{logged[0].model_id}")
-    x = torch.randn(2, 3, 8, 8)
-    assert torch.allclose(loaded(x), model.eval()(x), atol=1e-5)
+    # the served model: uint8 H x W x 3 images of any size in, its own transform, class names and probabilities out
+    loaded = mlflow.pyfunc.load_model("models:/unit-tiny/1")
+    assert loaded.metadata.get_input_schema().inputs[0].type == np.dtype(np.uint8)
+    images = torch.randint(0, 256, (4, 20, 14, 3), dtype=torch.uint8)
+    served = loaded.predict(images.numpy())
+    with torch.inference_mode():
+        probs = torch.softmax(model.eval()(inference_transform(SPEC)(images.permute(0, 3, 1, 2))).double(), dim=1)
+    assert list(served.columns) == ["label", "a", "b"]
+    assert list(served["label"]) == [["a", "b"][i] for i in probs.argmax(dim=1).tolist()]
+    np.testing.assert_allclose(served[["a", "b"]].to_numpy(), probs.numpy(), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_model_file_is_registered_once_per_sha1(tmp_path, mlflow_uri, data_dir):
+    """19.3: the same model file logged again makes no new registered version; a changed file makes one."""
+    from cvflow.models.resnet import build_resnet18
+    from cvflow.models.files import save_model
+    from cvflow.serving import Servable
+    from cvflow.tracking import Tracker
+
+    serve = Servable("unit-once", "classify", SPEC, [torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)])
+    train_run(_spec(tmp_path, data_dir, _Images(), lambda: build_resnet18(2), epochs=1, serve=serve), _params())
+    paths = RunPaths(tmp_path, "unit", "tiny")
+    tracker = Tracker(tmp_path, "unit", "again")
+    tracker.start()
+    modules = ["cvflow.models.resnet"]
+    assert tracker.log_model(paths.model, serve, ["a", "b"], modules) == "1"  # same SHA-1: version 1 again
+    torch.manual_seed(5)
+    save_model(paths.model, build_resnet18(2), ["a", "b"])  # other weights
+    assert tracker.log_model(paths.model, serve, ["a", "b"], modules) == "2"
+    tracker.end()
+    client = MlflowClient(mlflow_uri)
+    assert sorted(int(v.version) for v in client.search_model_versions("name = 'unit-once'")) == [1, 2]
 
 
 def test_nan_ends_the_run_failed_and_keeps_nothing_running(tmp_path, mlflow_uri, data_dir):

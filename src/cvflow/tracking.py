@@ -172,6 +172,27 @@ def git_tags(project_dir: Path) -> dict[str, str]:
     return tags
 
 
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """MLflow's model logging without its INFO lines and download bars (it checks the input example by
+    loading the model back): a stage prints its own one line."""
+    previous = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    loggers = [logging.getLogger(name) for name in ("mlflow", "mlflow.pyfunc", "mlflow.models")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        if previous is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = previous
+
+
 def _store_lock(uri: str):
     """An inter-process lock around a process's first use of an sqlite store: creating its tables (a new
     file) and an experiment. Two stages starting at once (``dvc queue start -j 2``) would otherwise both
@@ -332,48 +353,40 @@ class Tracker:
         if entries:
             self.client.log_inputs(self.run_id, datasets=entries)
 
-    def log_model(self, model: Any, example_input: Any, classes: Any = None) -> None:
-        """Log ``model`` as an MLflow model (``mlflow.pytorch``, MLflow 3's default ``pt2`` format: an
-        exported graph that loads without cvflow's code) with a signature and an input example, so
-        ``mlflow.pytorch.load_model`` and the model registry take it. The signature's input is the
-        example batch's shape with any batch size; its output is given for one-tensor models (a
-        classifier's logits) and left out for tuple outputs (TinySSD's anchors, classes, boxes),
-        which MLflow's schema cannot describe. The pip requirements are given, not inferred
-        (inference imports the model in a subprocess: seconds of work that says nothing new)."""
-        import copy
-
-        import mlflow.pytorch
+    def log_model(self, model_file: Path, servable: Any, classes: Any, modules: Any) -> str | None:
+        """Log the model file as the MLflow ``pyfunc`` model ``servable`` describes
+        (:class:`cvflow.serving.Servable`: uint8 images in, class names, boxes or masks out), named
+        ``servable.name``, with its signature and a real image as the input example; register it under
+        that name when ``servable.register``, unless a version of that name already holds a file with
+        the same SHA-1 (tag ``model_sha1``). ``modules``: those registering the files' architectures.
+        Returns the registered version (new or existing), or None when not registered. The pip
+        requirements are given, not inferred (inference imports the model in a subprocess: seconds
+        of work that says nothing new)."""
+        import mlflow.pyfunc
         import numpy as np
-        import torch
-        from mlflow.models import ModelSignature
-        from mlflow.types import Schema, TensorSpec
 
-        model = copy.deepcopy(model).cpu().float().eval()  # trained on any device: logged for the CPU
-        example = example_input.detach().cpu().float().contiguous()
-        with torch.inference_mode():
-            output = model(example)
+        from cvflow.fileio import sha1sum
+        from cvflow.serving import MODEL_CODE, artifacts, model_config, requirements, signature
 
-        def spec(tensor: torch.Tensor) -> Schema:
-            return Schema([TensorSpec(np.dtype(np.float32), (-1, *tensor.shape[1:]))])
-
-        single = isinstance(output, torch.Tensor)
-        signature = ModelSignature(inputs=spec(example), outputs=spec(output) if single else None)
-        requirements = [f"torch=={torch.__version__.split('+')[0]}"]
-        # MLflow's serving check of the example expects one output tensor; for tuple outputs it only warns
-        quiet = logging.getLogger("mlflow.models.model")
-        level = quiet.level
-        if not single:
-            quiet.setLevel(logging.ERROR)
-        try:
-            with unreachable_as_error(self.uri, "logging the model"), self._active():
-                mlflow.pytorch.log_model(model, name="model", signature=signature, input_example=example.numpy(),
-                                         pip_requirements=requirements,
-                                         metadata={"classes": list(classes)} if classes is not None else None)
-        finally:
-            quiet.setLevel(level)
+        sha1 = sha1sum(model_file)
+        example = np.ascontiguousarray(servable.examples[0].permute(1, 2, 0).numpy())[None]  # 1 x H x W x 3
+        with unreachable_as_error(self.uri, "logging the model"), self._active(), _quiet_mlflow():
+            logged = mlflow.pyfunc.log_model(
+                name=servable.name, python_model=str(MODEL_CODE), artifacts=artifacts(servable, model_file),
+                model_config=model_config(servable, classes, modules), signature=signature(servable, classes),
+                input_example=example, pip_requirements=requirements(), tags={"model_sha1": sha1})
+        if not servable.register:
+            return None
+        found = self.client.search_model_versions(f"name = '{servable.name}' and tags.model_sha1 = '{sha1}'")
+        if found:
+            return str(found[0].version)
+        with unreachable_as_error(self.uri, "registering the model"):
+            self._mlflow.set_tracking_uri(self.uri)
+            version = self._mlflow.register_model(logged.model_uri, servable.name, tags={"model_sha1": sha1})
+        return str(version.version)
 
     def _active(self):
-        """This run as the fluent API's active run (``mlflow.pytorch.log_model`` logs into the active
+        """This run as the fluent API's active run (``mlflow.pyfunc.log_model`` logs into the active
         run). Leaving it marks the run FINISHED; :meth:`end` then sets its real status."""
         self._mlflow.set_tracking_uri(self.uri)
         return self._mlflow.start_run(run_id=self.run_id)

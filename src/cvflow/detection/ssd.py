@@ -323,3 +323,23 @@ def tinyssd(num_classes: int, sizes: Sequence[Sequence[float]] = SIZES, ratios: 
             prior_prob: float | None = None) -> TinySSD:
     """:class:`TinySSD`, built so that its model file records it (``prior_prob`` only initialises)."""
     return TinySSD(num_classes, sizes, ratios, prior_prob)
+
+
+def detect(outputs: tuple[Tensor, Tensor, Tensor], nms_threshold: float) -> Tensor:
+    """The book's ``predict`` on ``net(images)`` = (anchors, class scores, offsets): softmax, then
+    :func:`~cvflow.detection.boxes.multibox_detection` -> ``(B, A, 6)`` rows (class or -1, score,
+    corners in [0, 1]), sorted by score."""
+    from cvflow.detection.boxes import multibox_detection
+
+    anchors, cls_preds, bbox_preds = outputs
+    cls_probs = torch.softmax(cls_preds, dim=2).permute(0, 2, 1)
+    return multibox_detection(cls_probs, bbox_preds, anchors, nms_threshold=nms_threshold)
+
+
+def detections(rows: Tensor, conf_threshold: float, width: int, height: int) -> Tensor:
+    """One image's rows of :func:`detect` (class, score, corners in [0, 1]) as ``(k, 6)``: the real boxes
+    scoring at least ``conf_threshold``, corners in the pixels of a ``width`` x ``height`` image, inside it."""
+    kept = rows[(rows[:, 0] >= 0) & (rows[:, 1] >= conf_threshold)]
+    scale = torch.tensor([width, height] * 2, dtype=kept.dtype, device=kept.device)
+    corners = torch.minimum((kept[:, 2:] * scale).clamp(min=0), scale)
+    return torch.cat([kept[:, :2], corners], dim=1)

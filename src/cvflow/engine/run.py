@@ -84,7 +84,7 @@ class RunSpec:
     curve_label: str = "accuracy"
     title: str = ""
     input_digests: Mapping[str, str] = field(default_factory=dict)  # e.g. the DVC hash of an input folder
-    example: torch.Tensor | None = None   # the MLflow model's input example; None: two items of the data
+    serve: Any = None                     # cvflow.serving.Servable: how MLflow logs (and registers) the model
 
 
 @dataclass
@@ -167,13 +167,11 @@ def runtime_tags(device: torch.device, precision: Precision, dist: DistInfo, pro
 # ----------------------------------------------------------------------------- the run
 
 
-def _example_batch(dataset: Dataset, collate_fn: Callable | None) -> torch.Tensor:
-    """Two inputs of ``dataset`` as one batch (the MLflow model signature's example)."""
-    from torch.utils.data import default_collate
+def architecture_modules(*models: nn.Module) -> list[str]:
+    """The modules that register the architectures of ``models`` (a served model imports them to load its files)."""
+    from cvflow.models.files import _ARCHITECTURES
 
-    items = [dataset[i] for i in range(min(2, len(dataset)))]
-    batch = (collate_fn or default_collate)(items)
-    return batch[0] if isinstance(batch, (tuple, list)) else batch
+    return sorted({_ARCHITECTURES[model.cvflow_arch[0]].__module__ for model in models})
 
 
 def train_run(spec: RunSpec, params: Any) -> RunResult:
@@ -233,9 +231,8 @@ def train_run(spec: RunSpec, params: Any) -> RunResult:
                 tracker.set_tags({"model_sha1": sha1sum(paths.model)})
                 tracker.log_artifact(paths.curves, "plots")
                 tracker.log_artifact(paths.metrics, "metrics")
-                example = spec.example if spec.example is not None else \
-                    _example_batch(spec.eval_set or spec.train_set, spec.collate_fn)
-                tracker.log_model(model, example, spec.classes)
+                if spec.serve is not None:
+                    tracker.log_model(paths.model, spec.serve, spec.classes, architecture_modules(model))
                 trainer.discard_checkpoint()
         return RunResult(model, history, final, run_id, dist)
     finally:

@@ -319,18 +319,26 @@ class ImageIdFolder(_ImageFiles):
         return image, self.ids[index]
 
 
+def classification_test_spec(cfg) -> dict:
+    """The book's 13.2 test transform as data (:func:`cvflow.preprocess.inference_transform`): Resize([r, r]),
+    CenterCrop(c), floats in [0, 1], normalised with ``cfg.mean`` / ``cfg.std``."""
+    return {"resize": [cfg.test_resize, cfg.test_resize], "crop": cfg.test_crop, "scale": "unit",
+            "mean": list(cfg.mean), "std": list(cfg.std)}
+
+
 def classification_transforms(cfg) -> tuple[v2.Compose, v2.Compose]:
     """The book's 13.2 transforms on uint8 tensors: (train, test).
 
-    train: RandomResizedCrop(train_crop, scale=train_scale) + horizontal flip; test: Resize([r, r]) + CenterCrop(c);
-    both then float in [0, 1] and normalised with ``cfg.mean`` / ``cfg.std``.
+    train: RandomResizedCrop(train_crop, scale=train_scale) + horizontal flip, then float in [0, 1] and
+    normalised with ``cfg.mean`` / ``cfg.std``; test: :func:`classification_test_spec`'s.
     """
+    from cvflow.preprocess import inference_transform
+
     finish = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(cfg.mean), list(cfg.std))]
     train = [v2.RandomResizedCrop(cfg.train_crop, scale=tuple(cfg.train_scale), antialias=True)]
     if cfg.hflip:
         train.append(v2.RandomHorizontalFlip())
-    test = [v2.Resize([cfg.test_resize, cfg.test_resize], antialias=True), v2.CenterCrop(cfg.test_crop)]
-    return v2.Compose(train + finish), v2.Compose(test + finish)
+    return v2.Compose(train + finish), inference_transform(classification_test_spec(cfg))
 
 
 class TensorImages(Dataset):

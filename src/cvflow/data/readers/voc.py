@@ -195,14 +195,19 @@ def _decode_pair(paths: tuple[Path, Path]) -> tuple[torch.Tensor, torch.Tensor, 
     return torch.from_numpy(image).permute(2, 0, 1).contiguous(), torch.from_numpy(label), unknown
 
 
+#: The FCN's test input as data (:func:`cvflow.preprocess.inference_transform`): floats in [0, 1] normalised with the
+#: ImageNet mean and std, the image whole.
+TEST_SPEC = {"scale": "unit", "mean": list(MEAN), "std": list(STD)}
+
+
 def voc_transforms(crop_size: tuple[int, int] | None = (320, 480), normalize: bool = True) -> v2.Compose:
     """The book's pipeline on ``(tv_tensors.Image, tv_tensors.Mask)``: one random crop of both,
-    then the image as float in [0, 1] normalised with the ImageNet mean and std.
+    then the image as float in [0, 1] normalised with the ImageNet mean and std (:data:`TEST_SPEC`).
     ``crop_size=None``: no crop (whole images)."""
+    from cvflow.preprocess import inference_transform
+
     steps: list[Any] = [v2.RandomCrop(tuple(crop_size))] if crop_size is not None else []
-    steps.append(v2.ToDtype(torch.float32, scale=True))
-    if normalize:
-        steps.append(v2.Normalize(list(MEAN), list(STD)))
+    steps.append(inference_transform(TEST_SPEC if normalize else {"scale": "unit"}))
     return v2.Compose(steps)
 
 

@@ -1,0 +1,150 @@
+"""19.4: the demo's registered models served by a real `mlflow models serve`, asked by real HTTP requests.
+
+Each test starts `mlflow models serve -m models:/NAME/1 --env-manager local` on a free loopback port, on
+the MLflow store of the demo's `dvc repro` (`demo_repo`, after tests/test_e2e_dvc.py's checks), and sends
+JSON requests of decoded images, uint8 ``N x H x W x 3`` as a user has them (PIL), as
+``{"inputs": [...]}``. The hot dog model must give every test image the label `cvflow evaluate` gave it
+(``metrics/hotdog/finetune_test_predictions.csv``), so its accuracy is the one in ``metrics/hotdog.json``;
+TinySSD answers boxes in the image's pixels on a banana; the FCN a class mask at the input's size.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def served(root: Path, env: dict, model_uri: str, timeout: float = 300):
+    """`mlflow models serve` of ``model_uri`` (the demo's store) on a free loopback port: its base URL."""
+    port = free_port()
+    log_path = root.parent / f"serve-{port}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=root, env={**env, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+                           # MLflow starts `uvicorn` by name: the one beside this interpreter
+                           "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])},
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow models serve did not start: {log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
+def ask(url: str, images: np.ndarray, params: dict | None = None):
+    """POST /invocations with ``images`` (uint8 N x H x W x 3) as MLflow's tensor input; the predictions."""
+    body = {"inputs": images.tolist(), **({"params": params} if params else {})}
+    request = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        return json.loads(answer.read())["predictions"]
+
+
+def decoded(path: Path) -> np.ndarray:
+    """One image file as a user decodes it: PIL, RGB, uint8 H x W x 3, as a batch of one."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)[None]
+
+
+def test_the_served_hotdog_model_labels_every_test_image_as_evaluate_does(demo_repo):
+    root, env, _, _ = demo_repo
+    with (root / "metrics" / "hotdog" / "finetune_test_predictions.csv").open() as handle:
+        evaluated = list(csv.DictReader(handle))
+    test = root / "data" / "hotdog" / "test"
+    assert len(evaluated) == sum(1 for _ in test.rglob("*.jpg"))  # every test image, once
+    with served(root, env, "models:/hotdog-finetune/1") as url:
+        answers = [ask(url, decoded(test / row["file"]))[0] for row in evaluated]
+    assert set(answers[0]) == {"label", "hotdog", "not-hotdog"}
+    assert all(abs(a["hotdog"] + a["not-hotdog"] - 1) < 1e-6 for a in answers)
+    assert [a["label"] for a in answers] == [row["prediction"] for row in evaluated]
+    accuracy = sum(a["label"] == row["label"] for a, row in zip(answers, evaluated)) / len(evaluated)
+    metrics = json.loads((root / "metrics" / "hotdog.json").read_text())
+    print(f"served hotdog-finetune: accuracy {accuracy:.4f} on {len(evaluated)} test images "
+          f"(metrics/hotdog.json: {metrics['finetune']['test_acc']:.4f})")
+    assert accuracy == pytest.approx(metrics["finetune"]["test_acc"], abs=1e-9)
+
+
+def _iou(a, b) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_the_served_tinyssd_finds_the_banana_in_pixels(demo_repo):
+    root, env, _, _ = demo_repo
+    val = root / "data" / "banana-detection" / "bananas_val"
+    with (val / "label.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    with served(root, env, "models:/bananas-tinyssd/1") as url:
+        found = []
+        for row in rows[:4]:
+            image = decoded(val / "images" / row["img_name"])
+            boxes = ask(url, image)
+            everything = ask(url, image, {"conf_threshold": 0.0})  # a parameter of the call
+            assert len(everything) >= len(boxes)
+            height, width = image.shape[1:3]
+            for box in boxes:
+                assert box["label"] == "banana" and box["image"] == 0 and box["score"] >= 0.5
+                assert 0 <= box["xmin"] < box["xmax"] <= width and 0 <= box["ymin"] < box["ymax"] <= height
+            truth = [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
+            found.append(max((_iou([b[k] for k in ("xmin", "ymin", "xmax", "ymax")], truth) for b in boxes),
+                             default=0.0))
+    assert sum(iou >= 0.5 for iou in found) >= 3, found  # the demo's mAP@0.5 is about 0.85
+
+
+def test_the_served_fcn_answers_evaluates_mask_at_the_input_size(demo_repo):
+    import torch
+
+    from cvflow.data.readers.voc import VOCSegDataset
+    from cvflow.models.files import load_model
+    import cvflow.models.fcn  # noqa: F401  (registers the architecture)
+
+    root, env, _, _ = demo_repo
+    val = VOCSegDataset(root / "data" / "voc", "val", crop_size=None)  # as `cvflow evaluate voc` reads it
+    image = val.images[0].permute(1, 2, 0).numpy()[None]  # the decoded JPEG, uint8 1 x H x W x 3
+    with served(root, env, "models:/voc-fcn/1") as url:
+        mask = np.asarray(ask(url, image))
+        two = ask(url, np.concatenate([image, image[:, :, ::-1]]))  # a batch of two, the second mirrored
+    assert mask.shape == image.shape[:3] and mask.min() >= 0 and mask.max() < 21
+    assert np.asarray(two).shape == (2, *image.shape[1:3])
+    model, _ = load_model(root / "data" / "models" / "voc" / "fcn.pt")
+    with torch.inference_mode():  # the evaluation's prediction of the same image
+        expected = model.eval()(val[0][0][None]).argmax(dim=1).numpy()
+    assert (mask == expected).mean() > 0.999
