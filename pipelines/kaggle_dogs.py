@@ -190,15 +190,17 @@ def _servable(params: Params, root: Path, variant: str):
     """The head with its frozen backbone as one served model: images in, breed probabilities out (with the
     mirrored view averaged in when ``tta_flip``, as the submission)."""
     from cvflow.data.readers.images import decode_all, list_images
+    from cvflow.engine.run import architecture_modules
     from cvflow.serving import Servable
 
     cfg = TASK.cfg(params)
     weights = cfg.backbone.weights
     backbone = {"weights": "imagenet", "layer": cfg.backbone.layer}
-    modules: tuple[str, ...] = ()
+    modules: list[str] = []
     if weights != "imagenet":
-        backbone.update(weights="file", path=root / SOURCE_MODEL if weights == "source" else root / weights)
-        modules = ("cvflow.models.resnet",)  # the backbone files cvflow writes: ResNet-18s
+        path = root / SOURCE_MODEL if weights == "source" else root / weights
+        backbone.update(weights="file", path=path)
+        modules = architecture_modules(_backbone(params, root)[0].net)  # what loading the file needs imported
     split = competition().prepared_dir(root) / variant  # a labelled image: the input example
     first = next(images[0] for folder in sorted(split.iterdir()) if folder.is_dir() and (images := list_images(folder)))
     images, _ = decode_all([first], "error", str(first.parent))
