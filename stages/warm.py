@@ -48,8 +48,8 @@ IDLE = 60.0  # seconds without a command before the server exits
 ENV_SWITCH = "CVFLOW_WARM"
 # Imported by the server before it forks: what every stage imports anyway (never cvflow's own modules).
 PRELOAD = ("numpy", "PIL.Image", "yaml", "pydantic", "typer", "rich.console", "torch", "torchvision",
-           "torchvision.transforms.v2", "matplotlib", "matplotlib.pyplot", "pandas", "mlflow", "mlflow.pyfunc",
-           "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store")
+           "torchvision.transforms.v2", "torchmetrics", "matplotlib", "matplotlib.pyplot", "pandas", "mlflow",
+           "mlflow.pyfunc", "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store")
 # Environment variables read while those libraries are imported: a server serves only clients that agree.
 IMPORT_ENV = ("OMP_", "MKL_", "OPENBLAS_", "CUDA_", "NVIDIA_", "PYTORCH_", "TORCH", "MPL", "PYTHON", "LD_",
               "MLFLOW_ENABLE", "MLFLOW_CONFIGURE")
@@ -344,6 +344,13 @@ def preload() -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001  the command imports it again and reports what is wrong
             pass
+    try:  # MLflow's map of installed packages, read once per process when a model is logged (its requirements
+        # are checked against it): scanning every installed distribution takes seconds, once here for all
+        from mlflow.utils.requirements_utils import _init_packages_to_modules_map
+
+        _init_packages_to_modules_map()
+    except Exception:  # noqa: BLE001  a private helper of MLflow's: if it moved, each command scans for itself
+        pass
 
 
 def serve(path: str) -> None:
