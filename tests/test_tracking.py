@@ -156,3 +156,22 @@ def test_a_corrupt_sqlite_store_is_one_line_and_left_untouched(tmp_path, monkeyp
         Tracker(tmp_path, "hotdog", "finetune")
     assert "\n" not in str(error.value) and "mlflow.db.broken" in str(error.value)
     assert store.read_bytes() == garbage and sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
+
+
+def test_a_stage_that_tracks_checks_the_store_before_any_work(project):
+    """19.2: `cvflow evaluate hotdog` on a dead URI says so first (exit 2, one line, in seconds), not after
+    evaluating a model: here there is no model and no data at all, and the store is what it reports."""
+    import time
+
+    from conftest import run_cvflow
+
+    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    started = time.monotonic()
+    result = run_cvflow("evaluate", "hotdog", cwd=project, env={ENV_URI: uri, "CVFLOW_WARM": "0"})
+    waited = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and uri in lines[0] and ENV_URI in lines[0], result.stderr
+    assert waited < 15, waited
+    fetch = run_cvflow("fetch", "photos", cwd=project, env={ENV_URI: uri, "CVFLOW_WARM": "0"})
+    assert fetch.returncode == 0, fetch.stderr  # a stage that does not track does not need the store
