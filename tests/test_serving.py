@@ -1,6 +1,7 @@
 """19.4: the demo's registered models served by a real `mlflow models serve`, asked by real HTTP requests.
 
-Each test starts `mlflow models serve -m models:/NAME/1 --env-manager local` on a free loopback port, on
+Each test starts `mlflow models serve -m models:/NAME/VERSION --env-manager local` (the version holding the
+project's model file) on a free loopback port, on
 the MLflow store of the demo's `dvc repro` (`demo_repo`, after tests/test_e2e_dvc.py's checks), and sends
 JSON requests of decoded images, uint8 ``N x H x W x 3`` as a user has them (PIL), as
 ``{"inputs": [...]}``. The hot dog model must give every test image the label `cvflow evaluate` gave it
@@ -67,6 +68,19 @@ def served(root: Path, env: dict, model_uri: str, timeout: float = 300):
                 process.wait(timeout=30)
 
 
+def registered(root: Path, name: str, model_file: str) -> str:
+    """``models:/NAME/V``: the registered version of ``name`` holding the project's model file now (its SHA-1 tag).
+    Other e2e checks retrain models in this copy (a new file, a new version), so version 1 may be an older one."""
+    from mlflow.tracking import MlflowClient
+
+    from cvflow.fileio import sha1sum
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    sha1 = sha1sum(root / "data" / "models" / model_file)
+    (version,) = client.search_model_versions(f"name = '{name}' and tags.model_sha1 = '{sha1}'")
+    return f"models:/{name}/{version.version}"
+
+
 def ask(url: str, images: np.ndarray, params: dict | None = None):
     """POST /invocations with ``images`` (uint8 N x H x W x 3) as MLflow's tensor input; the predictions."""
     body = {"inputs": images.tolist(), **({"params": params} if params else {})}
@@ -88,7 +102,7 @@ def test_the_served_hotdog_model_labels_every_test_image_as_evaluate_does(demo_r
         evaluated = list(csv.DictReader(handle))
     test = root / "data" / "hotdog" / "test"
     assert len(evaluated) == sum(1 for _ in test.rglob("*.jpg"))  # every test image, once
-    with served(root, env, "models:/hotdog-finetune/1") as url:
+    with served(root, env, registered(root, "hotdog-finetune", "hotdog/finetune.pt")) as url:
         answers = [ask(url, decoded(test / row["file"]))[0] for row in evaluated]
     assert set(answers[0]) == {"label", "hotdog", "not-hotdog"}
     assert all(abs(a["hotdog"] + a["not-hotdog"] - 1) < 1e-6 for a in answers)
@@ -112,7 +126,7 @@ def test_the_served_tinyssd_finds_the_banana_in_pixels(demo_repo):
     val = root / "data" / "banana-detection" / "bananas_val"
     with (val / "label.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    with served(root, env, "models:/bananas-tinyssd/1") as url:
+    with served(root, env, registered(root, "bananas-tinyssd", "bananas/tinyssd.pt")) as url:
         found = []
         for row in rows[:4]:
             image = decoded(val / "images" / row["img_name"])
@@ -139,7 +153,7 @@ def test_the_served_fcn_answers_evaluates_mask_at_the_input_size(demo_repo):
     root, env, _, _ = demo_repo
     val = VOCSegDataset(root / "data" / "voc", "val", crop_size=None)  # as `cvflow evaluate voc` reads it
     image = val.images[0].permute(1, 2, 0).numpy()[None]  # the decoded JPEG, uint8 1 x H x W x 3
-    with served(root, env, "models:/voc-fcn/1") as url:
+    with served(root, env, registered(root, "voc-fcn", "voc/fcn.pt")) as url:
         mask = np.asarray(ask(url, image))
         two = ask(url, np.concatenate([image, image[:, :, ::-1]]))  # a batch of two, the second mirrored
     assert mask.shape == image.shape[:3] and mask.min() >= 0 and mask.max() < 21
