@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from cvflow.params import load_yaml
+
 
 def dvc_digests(root: Path, *folders: str) -> dict[str, str]:
     """``{folder: md5}`` (DVC's directory hash, 32 hex digits) for each ``folder`` (relative to ``root``) that ``dvc.lock`` records
@@ -23,7 +25,7 @@ def dvc_digests(root: Path, *folders: str) -> dict[str, str]:
     if not lock.exists():
         return {}
     try:
-        stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
+        stages = (load_yaml(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
     except yaml.YAMLError:
         return {}
     recorded = {out.get("path"): out for stage in stages.values() for out in stage.get("outs", []) or []}

@@ -295,12 +295,18 @@ def _supervise(conn: socket.socket, request: dict, fds: list[int]) -> None:
         conn.sendall(f"PID {pid}\n".encode())
     except OSError:
         os.kill(pid, signal.SIGTERM)
+    # Linux: a pidfd turns readable the moment the command exits, so the client hears at once; elsewhere a
+    # 0.2 s poll (which kept every command 0.1 s longer on average: 3.5 s over a pipeline's 35 stages)
+    try:
+        exited = [os.pidfd_open(pid)]
+    except (AttributeError, OSError):
+        exited = []
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             break
-        readable, _, _ = select.select([conn], [], [], 0.2)
-        if readable:
+        readable, _, _ = select.select([conn, *exited], [], [], 5.0 if exited else 0.2)
+        if conn in readable:
             try:
                 gone = conn.recv(1, socket.MSG_PEEK) == b""
             except OSError:

@@ -318,11 +318,22 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+# PyYAML's libyaml parser (in PyYAML's wheels) reads the same documents about 6x faster than its pure-Python
+# one (params.yaml 20 -> 3 ms, dvc.lock 128 -> 19 ms on a 2-core CPU): every stage reads params.yaml, and
+# every training stage dvc.lock
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with PyYAML's C parser when it has one."""
+    return yaml.load(text, Loader=_SAFE_LOADER)
+
+
 def read_yaml(path: Path) -> dict:
     if not path.exists():
         raise ParamsError(f"{path}: no such file; run cvflow from the project folder or pass --params PATH")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
