@@ -286,15 +286,15 @@ TASK: Task[BananasProfile] = Task(
                     "Banana detection (13.6) into data/banana-detection/bananas_{train,val}/."),
         Stage("train", "train", "TinySSD on the banana detection set (book 13.7).", recipe="recipe", deps=(DATA,),
               params=("common.seed", "common.precision", "image_size", "recipe", "prior_prob", "augment", "input_max"),
-              **run_files(EXPERIMENT, RUN)),
+              **run_files(EXPERIMENT, RUN), tracked=True),
         Stage("evaluate", "evaluate", "metrics/bananas.json: mAP@0.5, mAP@[0.5:0.95], class error (and its "
               "all-background baseline), bbox MAE.", deps=(DATA, "data/models/bananas/tinyssd.pt"),
               params=("common.precision", "image_size", "input_max", "nms_threshold"),
-              metrics=("metrics/bananas.json",)),
+              metrics=("metrics/bananas.json",), tracked=True),
         Stage("predict", "predict", "data/reports/bananas/predictions.png: boxes above conf_threshold on "
               "validation images.", deps=(DATA, "data/models/bananas/tinyssd.pt"),
               params=("common.precision", "image_size", "input_max", "nms_threshold", "conf_threshold",
-                      "grid_images"), outs=("data/reports/bananas/predictions.png",)),
+                      "grid_images"), outs=("data/reports/bananas/predictions.png",), tracked=True),
     ),
     charts=CHARTS,
     report=REPORT,

@@ -228,14 +228,14 @@ TASK: Task[CifarProfile] = Task(
               variants=VARIANTS, variant_help="augment: the book's train_augs (flip; the demo adds a padded crop); "
               "no-augment: the same run without them", recipe="recipe", deps=("data/cifar10",),
               params=("common.seed", "common.precision", "train_images", "net"),
-              variant_params={"augment": ("augment", "recipe"), "no-augment": ("recipe",)}, **run_files(EXPERIMENT)),
+              variant_params={"augment": ("augment", "recipe"), "no-augment": ("recipe",)}, **run_files(EXPERIMENT), tracked=True),
         Stage("evaluate", "evaluate", "metrics/cifar10-augmentation.json: test accuracy with and without "
               "augmentation, and the difference.",
               deps=("data/cifar10", f"data/models/{EXPERIMENT}/augment.pt", f"data/models/{EXPERIMENT}/no-augment.pt",
                     f"metrics/{EXPERIMENT}/augment_history.csv", f"metrics/{EXPERIMENT}/no-augment_history.csv",
                     "data/reports/augmentation"),
               params=("common.precision",), outs=(f"data/reports/{EXPERIMENT}/curves.png",),
-              metrics=(f"metrics/{EXPERIMENT}.json",)),
+              metrics=(f"metrics/{EXPERIMENT}.json",), tracked=True),
     ),
     charts=CHARTS,
     report=REPORT,

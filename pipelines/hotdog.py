@@ -147,14 +147,12 @@ def _source_run(params: Params, root: Path):
     from torchvision.transforms import v2
 
     from cvflow.data.readers.images import TensorImages
-
-    from cvflow.twins.food import FOOD_CLASSES, render_batch
-    from cvflow.engine.trainer import ClassificationTask
     from cvflow.engine.run import RunSpec
+    from cvflow.engine.trainer import ClassificationTask
     from cvflow.models.resnet import build_resnet18
-
     from cvflow.preprocess import inference_transform
     from cvflow.serving import Servable
+    from cvflow.twins.food import FOOD_CLASSES, render_batch
 
     cfg = TASK.cfg(params)
     pre = cfg.pretrain
@@ -381,11 +379,11 @@ TASK: Task[Hotdog] = Task(
               options=(Option("weights", str, "imagenet | source | none | PATH.pth (default: the active profile's "
                                               "weights)", key="weights"),),
               params=("common.seed", "common.precision", "weights", "pretrain", "transforms.mean", "transforms.std"),
-              outs=("data/models/hotdog/source.pt",), metrics=("metrics/hotdog/source.json",)),
+              outs=("data/models/hotdog/source.pt",), metrics=("metrics/hotdog/source.json",), tracked=True),
         Stage("train", "train", "Fine-tune vs scratch on the hot dog set (book 13.2).", variants=VARIANTS,
               variant_help="finetune: from the source model, new head at 10x lr; scratch: random init, one lr",
               recipe="{variant}", deps=(DATA,), variant_deps={"finetune": ("data/models/hotdog/source.pt",)},
-              params=("common.seed", "common.precision", "transforms", "{variant}"), **run_files(EXPERIMENT)),
+              params=("common.seed", "common.precision", "transforms", "{variant}"), **run_files(EXPERIMENT), tracked=True),
         Stage("evaluate", "evaluate",
               "metrics/hotdog.json: test accuracy of fine-tune and scratch, and their prediction grids.",
               deps=(DATA, "data/models/hotdog/finetune.pt", "data/models/hotdog/scratch.pt",
@@ -393,7 +391,7 @@ TASK: Task[Hotdog] = Task(
               params=("common.precision", "transforms", "grid_images"),
               outs=("data/reports/hotdog/curves.png", "data/reports/hotdog/finetune_predictions.png",
                     "data/reports/hotdog/scratch_predictions.png", "metrics/hotdog/finetune_test_predictions.csv",
-                    "metrics/hotdog/scratch_test_predictions.csv"), metrics=("metrics/hotdog.json",)),
+                    "metrics/hotdog/scratch_test_predictions.csv"), metrics=("metrics/hotdog.json",), tracked=True),
     ),
     charts=CHARTS,
     report=REPORT,

@@ -289,19 +289,19 @@ TASK: Task[KaggleCifarProfile] = Task(
               variant_help="train: on train, valid for model selection; train_valid: the same recipe on all "
               "labelled images (the final model)", recipe="recipe", deps=("data/kaggle-cifar10-prepared",),
               params=("common.seed", "common.precision", "reorg", "net", "transforms", "recipe"),
-              **run_files(EXPERIMENT)),
+              **run_files(EXPERIMENT), tracked=True),
         Stage("predict", "predict", "data/submissions/kaggle-cifar10.csv: every test image through the "
               "train_valid model, checked, id,label.",
               deps=("data/kaggle-cifar10", "data/kaggle-cifar10-prepared", "data/models/kaggle-cifar10/train_valid.pt"),
               params=("common.precision", "transforms", "recipe.batch_size"),
-              outs=("data/submissions/kaggle-cifar10.csv",)),
+              outs=("data/submissions/kaggle-cifar10.csv",), tracked=True),
         Stage("evaluate", "evaluate", "metrics/kaggle-cifar10.json: valid accuracy (and per class); with --labels "
               "the submission's test accuracy.",
               options=(Option("labels", Path, "id,label CSV of the test images: also score the submission",
                               kwarg=True),),
               deps=("data/kaggle-cifar10-prepared", "data/models/kaggle-cifar10/train.pt",
                     "data/submissions/kaggle-cifar10.csv"),
-              params=("common.precision", "reorg", "transforms"), metrics=("metrics/kaggle-cifar10.json",)),
+              params=("common.precision", "reorg", "transforms"), metrics=("metrics/kaggle-cifar10.json",), tracked=True),
         submit_stage("cifar-10 (13.13)", "data/submissions/kaggle-cifar10.csv",
                      "the git commit and the newest finished MLflow run"),
     ),

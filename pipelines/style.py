@@ -373,7 +373,7 @@ TASK: Task[StyleProfile] = Task(
                   Option("lr", float, "learning rate (default: style.<profile>.optim.lr)", key="optim.lr")),
               deps=(PHOTOS,), params=("common.seed", ""),
               outs=("data/reports/style/rainier-autumn-oak.png", "data/reports/style/rainier-autumn-oak_panel.png",
-                    "metrics/style/rainier-autumn-oak_history.csv"), metrics=("metrics/style.json",)),
+                    "metrics/style/rainier-autumn-oak_history.csv"), metrics=("metrics/style.json",), tracked=True),
     ),
     charts=CHARTS,
     report=REPORT,

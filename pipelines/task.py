@@ -69,6 +69,7 @@ class Stage:
     dvc: bool = True                     # false: by hand only (e.g. sending a Kaggle submission)
     top_level: bool = False              # `cvflow VERB` with no task word (stylize)
     echo_paths: bool = False             # print the returned {name: path} (figures)
+    tracked: bool = False                # records to MLflow: the store is checked before any work
 
 
 @dataclass(frozen=True)
@@ -199,4 +200,4 @@ def submit_stage(competition: str, default_file: str, default_message: str) -> S
                      Option("file", Path, f"the CSV to send (default {default_file} in the project folder)",
                             kwarg=True),
                      Option("message", str, f"the submission's description (default: {default_message})",
-                            kwarg=True)))
+                            kwarg=True)), tracked=True)

@@ -298,11 +298,11 @@ TASK: Task[VocProfile] = Task(
         Stage("train", "train", "The book's FCN on Pascal VOC2012 (book 13.11): random crops, ResNet-18 body, "
               "bilinear upsampling.", recipe="recipe", deps=(DATA, "data/models/hotdog/source.pt"),
               params=("common.seed", "common.precision", "crop_size", "boundary", "weights", "recipe"),
-              **run_files(EXPERIMENT, RUN)),
+              **run_files(EXPERIMENT, RUN), tracked=True),
         Stage("evaluate", "evaluate", "metrics/voc.json: mean and per-class IoU and pixel accuracy on whole val "
               "images (and the all-background baseline); data/reports/voc/predictions.png.",
               deps=(DATA, "data/models/voc/fcn.pt"), params=("common.precision", "boundary", "grid_images"),
-              outs=("data/reports/voc/predictions.png",), metrics=("metrics/voc.json",)),
+              outs=("data/reports/voc/predictions.png",), metrics=("metrics/voc.json",), tracked=True),
     ),
     charts=CHARTS,
     report=REPORT,

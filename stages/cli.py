@@ -93,10 +93,6 @@ def _parameters(task: Task, stage: Stage) -> list[inspect.Parameter]:
             for name, kind, default in found]
 
 
-#: the verbs whose stages record to MLflow (a run, an evaluation, a picture, a submission's run)
-TRACKING_VERBS = frozenset({"pretrain", "train", "evaluate", "predict", "stylize", "submit"})
-
-
 def run_stage(task: Task, stage: Stage, values: dict[str, Any]) -> Any:
     """Run ``stage`` of ``task`` with the command's option values: they become params overrides and the
     stage function's keyword arguments."""
@@ -123,7 +119,7 @@ def run_stage(task: Task, stage: Stage, values: dict[str, Any]) -> Any:
     params, root = load(params_file, overrides, task, settings)
     from cvflow.tracking import STAGE, check_store, tracking_uri
 
-    if stage.verb in TRACKING_VERBS:  # a store that cannot be used says so before any work, not after it
+    if stage.tracked:  # a store that cannot be used says so before any work, not after it
         check_store(tracking_uri(root))
     STAGE.set(task.stage_name(stage, variant))
     result = getattr(import_module(task.module), stage.function)(params, root, **kwargs)
