@@ -186,11 +186,13 @@ def _transforms(cfg):
             inference_transform(_test_spec(cfg), mirrored=True))
 
 
-def _servable(params: Params, root: Path, variant: str):
+def _servable(params: Params, root: Path, variant: str, identity: dict):
     """The head with its frozen backbone as one served model: images in, breed probabilities out (with the
-    mirrored view averaged in when ``tta_flip``, as the submission)."""
+    mirrored view averaged in when ``tta_flip``, as the submission). ``identity``: the backbone's, as the
+    features cache records it (its ``arch`` says which module loading the file needs imported)."""
     from cvflow.data.readers.images import decode_all, list_images
-    from cvflow.engine.run import architecture_modules
+    from cvflow.models.files import architecture_module
+    import cvflow.models.resnet  # noqa: F401  (registers the architecture of the source model)
     from cvflow.serving import Servable
 
     cfg = TASK.cfg(params)
@@ -200,7 +202,7 @@ def _servable(params: Params, root: Path, variant: str):
     if weights != "imagenet":
         path = root / SOURCE_MODEL if weights == "source" else root / weights
         backbone.update(weights="file", path=path)
-        modules = architecture_modules(_backbone(params, root)[0].net)  # what loading the file needs imported
+        modules = [architecture_module(identity["arch"])]
     split = competition().prepared_dir(root) / variant  # a labelled image: the input example
     first = next(images[0] for folder in sorted(split.iterdir()) if folder.is_dir() and (images := list_images(folder)))
     images, _ = decode_all([first], "error", str(first.parent))
@@ -409,7 +411,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
         digests={"kaggle-dogs-prepared": dvc_digests(root, prepared).get(prepared, "")}, config=config,
         meta={"views": cfg.views}, build=lambda: feature_head(dim, len(classes), cfg.hidden), task=task,
         train_set=train_set, eval_set=eval_set, classes=classes, title=f"Kaggle dog breeds: {variant}",
-        serve=_servable(params, root, variant))
+        serve=_servable(params, root, variant, cache["config"]["backbone"]))
     if result.dist.is_main and "test_loss" in result.final:
         info(f"{variant}: valid log loss {result.final['test_loss']:.3f}, accuracy {result.final['test_acc']:.3f} "
              f"after {len(result.history)} epochs")

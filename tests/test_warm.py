@@ -137,3 +137,40 @@ def test_warm_starts_are_off_when_asked_and_under_torchrun():
     base = warm.socket_path({"HOME": "/x"})
     assert warm.socket_path({"HOME": "/y", "MLFLOW_TRACKING_URI": "sqlite:///z"}) == base
     assert warm.socket_path({"HOME": "/x", "OMP_NUM_THREADS": "1"}) != base
+
+
+def test_a_command_that_comes_while_the_server_imports_waits_for_it_warm(tmp_path, monkeypatch, capfd):
+    """18.4: the server listens before it imports its libraries, so a command that comes meanwhile waits in
+    the backlog and runs in a warm child. Before, it found no socket, ran cold beside the importing server
+    and started a second one (three processes importing torch on a 2-core machine)."""
+    import tempfile
+    import threading
+
+    gate = tmp_path / "go"  # the server's imports block until it exists
+    (tmp_path / "slow_library.py").write_text(
+        f"import os, time\nwhile not os.path.exists({str(gate)!r}):\n    time.sleep(0.02)\n")
+    folder = Path(tempfile.mkdtemp(prefix="cvw-", dir="/tmp"))  # a Unix socket's path must be short
+    path = folder / "s.sock"
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import sys; import cvflow.stages.warm as w; w.PRELOAD = ('slow_library',) + w.PRELOAD; "
+                               "w.serve(sys.argv[1])", str(path)],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists() and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.02)
+        probe = warm._connect(path)
+        assert probe is not None, "the server does not listen while it imports"
+        probe.close()
+        assert not gate.exists() and server.poll() is None  # still blocked in its imports
+        monkeypatch.setattr(warm, "socket_path", lambda environ=None: path)
+        threading.Timer(0.5, gate.touch).start()  # the imports finish while the command waits
+        code = warm.run_warm(["--help"])
+        assert code == 0, "the command was not run by the server (None: it would have run cold)"
+        assert "Usage" in capfd.readouterr().out
+    finally:
+        gate.touch()
+        server.terminate()
+        server.wait(timeout=30)
+        path.unlink(missing_ok=True)
+        folder.rmdir()

@@ -169,9 +169,9 @@ def runtime_tags(device: torch.device, precision: Precision, dist: DistInfo, pro
 
 def architecture_modules(*models: nn.Module) -> list[str]:
     """The modules that register the architectures of ``models`` (a served model imports them to load its files)."""
-    from cvflow.models.files import _ARCHITECTURES
+    from cvflow.models.files import architecture_module
 
-    return sorted({_ARCHITECTURES[model.cvflow_arch[0]].__module__ for model in models})
+    return sorted({architecture_module(model.cvflow_arch[0]) for model in models})
 
 
 def train_run(spec: RunSpec, params: Any) -> RunResult:

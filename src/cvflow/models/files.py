@@ -71,6 +71,13 @@ def architecture_of(model: nn.Module) -> tuple[str, dict[str, Any]]:
     return record
 
 
+def architecture_module(arch: str) -> str:
+    """The module that registers ``arch``: what a process must import to load a file of it."""
+    if arch not in _ARCHITECTURES:
+        raise UserError(_unknown(arch))
+    return _ARCHITECTURES[arch].__module__
+
+
 def list_models() -> list[str]:
     """The registered architecture names (those whose modules are imported)."""
     return sorted(_ARCHITECTURES)
