@@ -78,3 +78,14 @@ def test_a_served_model_refuses_what_is_not_uint8_rgb_with_a_clear_message():
     with pytest.raises(ValueError, match="N x H x W x 3"):
         as_images(np.zeros((1, 3, 8, 8), np.uint8))
     assert as_images(np.zeros((8, 9, 3), np.uint8)).shape == (1, 3, 8, 9)  # one image is a batch of one
+
+
+def test_a_read_only_image_is_copied_and_a_writable_one_is_not():
+    """np.asarray of a PIL image is read-only: torch warns on such an array (and must not write into it), so
+    the served model copies it; an ordinary array goes through without a copy."""
+    image = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    shared = as_images(image)
+    assert shared.shape == (1, 3, 4, 5) and np.shares_memory(shared.numpy(), image)
+    image.flags.writeable = False
+    copied = as_images(image)
+    assert not np.shares_memory(copied.numpy(), image) and torch.equal(copied, shared)

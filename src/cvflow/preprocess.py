@@ -44,4 +44,6 @@ def as_images(batch: Any) -> torch.Tensor:
         raise ValueError(f"expected uint8 RGB images, N x H x W x 3; got an array of shape {array.shape}")
     if array.dtype != np.uint8:
         raise ValueError(f"expected uint8 RGB images (0-255); got dtype {array.dtype}")
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2)
+    # a copy only when needed: torch warns on (and must not write into) a read-only array, such as
+    # np.asarray of a PIL image
+    return torch.from_numpy(np.require(array, requirements=("C", "W"))).permute(0, 3, 1, 2)
