@@ -187,7 +187,10 @@ def _log_served(model, folder: Path) -> None:
 
     path = save_model(folder / "model.pt", model, ["a", "b"])
     spec = {"resize": [64, 64], "scale": "unit", "mean": [0.5] * 3, "std": [0.25] * 3}
+    import mlflow
+
     tracker = Tracker(folder, "bench-served", "run")
+    mlflow.set_experiment(experiment_id=tracker.experiment_id)  # this process set another one above
     tracker.start()
     tracker.log_model(path, Servable("bench", "classify", spec, [torch.zeros(3, 96, 96, dtype=torch.uint8)],
                                      register=False), ["a", "b"], ["cvflow.models.resnet"])
