@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from cvflow.params import load_yaml
 from cvflow.pipelines.task import Stage, Task
 
 HEADER = """\
@@ -81,7 +82,7 @@ def _params(task: Task, stage: Stage, variant: str | None, smoked: set[str]) -> 
 
 def smoked_tasks(root: Path) -> set[str]:
     """The tasks params.yaml's ``smoke`` section changes."""
-    data = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
+    data = load_yaml((root / "params.yaml").read_text(encoding="utf-8")) or {}
     return set((data.get("smoke") or {}))
 
 
