@@ -134,9 +134,10 @@ def test_warm_starts_are_off_when_asked_and_under_torchrun():
     assert not warm.enabled({warm.ENV_SWITCH: "0"}) and not warm.enabled({warm.ENV_SWITCH: "off"})
     assert not warm.enabled({"RANK": "0", "WORLD_SIZE": "2"})
     # a different import-time environment gets a different server; an unrelated variable does not
-    base = warm.socket_path({"HOME": "/x"})
-    assert warm.socket_path({"HOME": "/y", "MLFLOW_TRACKING_URI": "sqlite:///z"}) == base
-    assert warm.socket_path({"HOME": "/x", "OMP_NUM_THREADS": "1"}) != base
+    base = warm.socket_name({"HOME": "/x"})
+    assert warm.socket_name({"HOME": "/x", "MLFLOW_TRACKING_URI": "sqlite:///z"}) == base
+    assert warm.socket_name({"HOME": "/x", "OMP_NUM_THREADS": "1"}) != base
+    assert warm.socket_name({"HOME": "/y"}) != base
 
 
 def test_a_command_that_comes_while_the_server_imports_waits_for_it_warm(tmp_path, monkeypatch, capfd):
@@ -163,7 +164,7 @@ def test_a_command_that_comes_while_the_server_imports_waits_for_it_warm(tmp_pat
         assert probe is not None, "the server does not listen while it imports"
         probe.close()
         assert not gate.exists() and server.poll() is None  # still blocked in its imports
-        monkeypatch.setattr(warm, "socket_path", lambda environ=None: path)
+        monkeypatch.setattr(warm, "socket_path", lambda environ=None, cwd=None: path)
         threading.Timer(0.5, gate.touch).start()  # the imports finish while the command waits
         code = warm.run_warm(["--help"])
         assert code == 0, "the command was not run by the server (None: it would have run cold)"
