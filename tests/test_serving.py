@@ -7,6 +7,8 @@ JSON requests of decoded images, uint8 ``N x H x W x 3`` as a user has them (PIL
 ``{"inputs": [...]}``. The hot dog model must give every test image the label `cvflow evaluate` gave it
 (``metrics/hotdog/finetune_test_predictions.csv``), so its accuracy is the one in ``metrics/hotdog.json``;
 TinySSD answers boxes in the image's pixels on a banana; the FCN a class mask at the input's size.
+A small classifier logged here (tests/test_served_model.py's ``log_classifier``, no `dvc repro`) shows what a
+server refuses (issue 25, item 4): HTTP 400 with a one-line reason, never a 500 nor a traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +30,7 @@ import pytest
 from PIL import Image
 
 from conftest import free_port
+from test_served_model import log_classifier
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +92,15 @@ def ask(url: str, images: np.ndarray, params: dict | None = None):
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=120) as answer:
         return json.loads(answer.read())["predictions"]
+
+
+def refused(url: str, inputs) -> tuple[int, dict]:
+    """POST /invocations with ``{"inputs": inputs}`` that the server must refuse: the status and the JSON answer."""
+    request = urllib.request.Request(f"{url}/invocations", data=json.dumps({"inputs": inputs}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=120)
+    return caught.value.code, json.loads(caught.value.read())
 
 
 def decoded(path: Path) -> np.ndarray:
@@ -162,3 +175,33 @@ def test_the_served_fcn_answers_evaluates_mask_at_the_input_size(demo_repo):
     with torch.inference_mode():  # the evaluation's prediction of the same image
         expected = model.eval()(val[0][0][None]).argmax(dim=1).numpy()
     assert (mask == expected).mean() > 0.999
+
+
+def test_a_server_refuses_a_bad_request_with_400_and_one_line(tmp_path):
+    """A zero-sized image, a bare H x W x 3 image, an empty batch and a request over the pixel cap (set small in the
+    server's environment) each get HTTP 400 and INVALID_PARAMETER_VALUE; a request at the cap is answered. MLflow's
+    server puts the parsed data's repr before the model's reason (``Failed to predict data '...'. Error: <reason>``):
+    the reason is the message's last line."""
+    root = tmp_path / "project"
+    model_uri, _ = log_classifier(root)
+    rng = np.random.default_rng(0)
+    with served(root, {**os.environ, "CVFLOW_SERVE_MAX_PIXELS": "100"}, model_uri) as url:
+        (answer,) = ask(url, rng.integers(0, 256, (1, 10, 10, 3), dtype=np.uint8))  # 100 pixels: at the cap
+        assert answer["label"] in ("cat", "dog")
+        status, body = refused(url, rng.integers(0, 256, (1, 11, 10, 3), dtype=np.uint8).tolist())
+        assert status == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE", body
+        assert body["message"].splitlines()[-1] == (
+            "Error: an image of 11 x 10 = 110 pixels is over the served model's cap of 100 pixels per request: send a "
+            "smaller image, or raise the cap with CVFLOW_SERVE_MAX_PIXELS=<pixels> in the environment that loads "
+            "the model")
+        status, body = refused(url, rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8).tolist())
+        assert status == 400 and "a batch of 2 images of 8 x 8 = 128 pixels in all" in body["message"], body
+        # JSON cannot carry a zero-sized image's channels ([[[], ...]] is 1 x 5 x 0), an empty batch's image size
+        # ([] stays a list), nor a single image's batch axis: MLflow's signature refuses each before the model runs
+        shape = "Shape of input {} does not match expected shape (-1, -1, -1, 3)."
+        for inputs, says in (([[[] for _ in range(5)]], shape.format("(1, 5, 0)")),
+                             (rng.integers(0, 256, (6, 7, 3), dtype=np.uint8).tolist(), shape.format("(6, 7, 3)")),
+                             ([], "but an input of type <class 'list'> was found.")):
+            status, body = refused(url, inputs)
+            assert status == 400 and body["error_class"] == "SCHEMA_ENFORCEMENT_FAILED", body
+            assert body["message"].splitlines()[-1].endswith(says), body

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 
 #: A test transform, as data: ``resize`` (an int: the shorter side; ``[h, w]``: that size; None),
@@ -34,16 +33,3 @@ def inference_transform(spec: Preprocess, mirrored: bool = False):
         steps.append(v2.Normalize(list(spec["mean"]), list(spec["std"])))
     return v2.Compose(steps)
 
-
-def as_images(batch: Any) -> torch.Tensor:
-    """A served model's input, ``N x H x W x 3`` uint8 (or one ``H x W x 3`` image), as ``N x 3 x H x W``."""
-    array = np.asarray(batch)
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4 or array.shape[-1] != 3:
-        raise ValueError(f"expected uint8 RGB images, N x H x W x 3; got an array of shape {array.shape}")
-    if array.dtype != np.uint8:
-        raise ValueError(f"expected uint8 RGB images (0-255); got dtype {array.dtype}")
-    # a copy only when needed: torch warns on (and must not write into) a read-only array, such as
-    # np.asarray of a PIL image
-    return torch.from_numpy(np.require(array, requirements=("C", "W"))).permute(0, 3, 1, 2)
