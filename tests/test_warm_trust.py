@@ -397,12 +397,17 @@ def test_commands_that_come_as_the_server_steps_aside_run_cold(tmp_path, warm_di
     server, path = _server(env, tmp_path, preload="held_module")
     later = time.time_ns() + 10**9
     os.utime(tmp_path / "held_module.py", ns=(later, later))  # an edit of a file the server holds
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.connect(str(path))  # holds the server a few seconds, so the four all wait in its backlog
     clients = [_client(env, tmp_path, "context") for _ in range(4)]
+    time.sleep(2.0)
     for client in clients:
         out, err = client.communicate(timeout=120)
         assert client.returncode == 0 and "Traceback" not in err, err
         assert json.loads(out)["pid"] == client.pid  # ran cold, here
     assert "step aside" in _log(path) and "held_module.py changed" in _log(path)
+    assert len(list(warm_dir.glob("*.log"))) == 1, "a client found no server and started one: no reset was tried"
+    silent.close()
 
 
 def test_a_silent_connection_neither_blocks_others_nor_keeps_the_server_up(tmp_path, warm_dir):
