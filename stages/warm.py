@@ -68,7 +68,6 @@ REQUEST_TIMEOUT = 5.0  # seconds a connection has to send its request before the
 START_TIMEOUT = 120.0  # seconds a client waits for its command to start (the server importing) before going cold
 ENV_SWITCH = "CVFLOW_WARM"
 ENV_DIR = "CVFLOW_WARM_DIR"  # the socket folder instead of $XDG_RUNTIME_DIR/cvflow-warm or /tmp/cvflow-<uid>
-INTERRUPTED = "cvflow: interrupted; rerun the same command to resume from the last checkpoint"
 # Imported by the server before it forks: what every stage imports anyway (never cvflow's own modules).
 PRELOAD = ("numpy", "PIL.Image", "yaml", "pydantic", "typer", "rich.console", "torch", "torchvision",
            "torchvision.transforms.v2", "torchmetrics", "matplotlib", "matplotlib.pyplot", "pandas", "mlflow",
@@ -423,6 +422,8 @@ def _main(argv: list[str], cold) -> None:
                 sys.exit(code)
         sys.exit(cold(argv))
     except KeyboardInterrupt:
+        from cvflow.errors import INTERRUPTED  # never at the top: the server holds no cvflow module but this one
+
         print(INTERRUPTED, file=sys.stderr)
         sys.exit(130)
     except _Signalled as signalled:  # die of the signal, as a cold process would have
@@ -519,6 +520,8 @@ def _run_command(request: dict, fds: list[int], entry) -> None:
     except SystemExit as done:
         code = done.code
     except KeyboardInterrupt:  # before the command's own handler was in place
+        from cvflow.errors import INTERRUPTED
+
         print(INTERRUPTED, file=sys.stderr)
         code = 130
     except BaseException:  # what a cold process prints for an uncaught error

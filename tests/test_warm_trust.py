@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cvflow.errors import INTERRUPTED
 from cvflow.stages import warm
 from conftest import run_cvflow, tiny_params
 
@@ -461,7 +462,7 @@ def test_ctrl_c_while_the_server_imports_ends_in_one_line_and_runs_nothing(tmp_p
     assert client.returncode == 130
     gate.touch()
     _, err = client.communicate(timeout=60)
-    assert err.strip().splitlines() == [warm.INTERRUPTED]
+    assert err.strip().splitlines() == [INTERRUPTED]
     _until(lambda: "went away before its command started" in _log(path), "the server did not notice")
     assert not marker.exists(), "the command ran after its client was interrupted"
 
@@ -476,7 +477,7 @@ def test_ctrl_c_while_a_cold_command_imports_ends_in_one_line(tmp_path):
     client.send_signal(signal.SIGINT)
     _, err = client.communicate(timeout=60)
     assert client.returncode == 130, err
-    assert err.strip().splitlines() == [warm.INTERRUPTED]
+    assert err.strip().splitlines() == [INTERRUPTED]
 
 
 def test_a_command_from_a_removed_folder_runs_as_a_cold_one_does(tmp_path, warm_dir):

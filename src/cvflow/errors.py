@@ -36,6 +36,8 @@ class TrainingError(UserError):
 
 # ----------------------------------------------------------------------------- Ctrl-C, reliably
 
+#: what a `cvflow` command says when Ctrl-C stops it (exit code 130), wherever it was
+INTERRUPTED = "cvflow: interrupted; rerun the same command to resume from the last checkpoint"
 _interrupted = False
 
 
