@@ -76,7 +76,7 @@ def test_template_inlines_the_recorded_npm_builds():
     text = _template_path().read_bytes()
     scripts = SCRIPT.findall(text)
     assert [name.decode() for name, *_ in scripts] == list(PACKAGES)
-    readme = (REPO / "README.md").read_text()
+    page = (REPO / "docs" / "charts-offline.md").read_text()
     for name, version, file, recorded, body in scripts:
         name, version, file, recorded = (part.decode() for part in (name, version, file, recorded))
         assert file == f"build/{name}.min.js"
@@ -84,7 +84,7 @@ def test_template_inlines_the_recorded_npm_builds():
         header = f"{name}@{version}  {file}  sha256 {recorded}"
         assert header in text.decode(), f"the header comment does not record {header}"
         row = f"| {name} | {version} | `{file}` | `{recorded}` |"
-        assert row in readme, f"README.md's table does not record {row}"
+        assert row in page, f"docs/charts-offline.md's table does not record {row}"
     # DVC fills these by plain text replacement: the page has the plots' place, no place for DVC's CDN
     # script tags, and no inlined byte that DVC would replace.
     assert text.count(b"{plot_divs}") == 1
