@@ -114,22 +114,16 @@ def _git_commit(root: Path) -> str | None:
 
 
 def latest_run_id(root: Path, experiment: str) -> str | None:
-    """The id of the newest FINISHED run of MLflow ``experiment`` (None: no store, experiment or run)."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
+    """The id of the newest FINISHED run of MLflow ``experiment`` (None: no experiment or run; a store that
+    fails to answer raises :class:`cvflow.tracking.StoreError`, as :func:`cvflow.tracking.find_run` does)."""
+    from cvflow.tracking import store_client, tracking_uri
 
-    from cvflow.tracking import check_store, tracking_uri
-
-    check_store(tracking_uri(root))
-    client = MlflowClient(tracking_uri=tracking_uri(root))
-    try:
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            return None
-        runs = client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
-                                  order_by=["attributes.start_time DESC"], max_results=1)
-    except mlflow.exceptions.MlflowException:
+    client = store_client(tracking_uri(root))
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
         return None
+    runs = client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0].info.run_id if runs else None
 
 

@@ -33,6 +33,8 @@ ENV_DVC_ROOT = "DVC_ROOT"
 
 for _name in ("mlflow", "alembic", "sqlalchemy"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+# MLflow logs a failing SQL statement with its traceback before raising it: cvflow reports the error in one line
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def store_dir(project_dir: Path) -> Path:
@@ -55,9 +57,19 @@ HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RET
                "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
-class StoreUnavailable(UserError):
+class StoreError(UserError):
+    """The tracking store failed a request: it refused it, its database is damaged or read-only, its API answers
+    errors. One line, exit 2, so that DVC does not record the stage done with its results missing from MLflow."""
+
+
+class StoreUnavailable(StoreError):
     """The tracking store stopped answering mid-stage (a server went down): one line, exit 2. What was
     computed is kept (checkpoints are written before an epoch is logged); rerunning resumes the run."""
+
+
+class NotInStore(StoreError):
+    """The store answered that it holds no such run (MLflow's ``RESOURCE_DOES_NOT_EXIST``): the one store error
+    that can be control flow (a resumed run deleted for good starts a new one)."""
 
 
 def _unreachable(error: BaseException) -> bool:
@@ -70,26 +82,77 @@ def _unreachable(error: BaseException) -> bool:
     return type(error).__name__ == "MlflowException" and "API request to" in text and "failed" in text
 
 
+def _store_failure(error: BaseException, any_mlflow_error: bool) -> bool:
+    """True when ``error``, raised by a call to the store, is the store's failure rather than a bug in cvflow: an
+    error of the database, the HTTP client or the file system anywhere in its chain, a server's error answer, or
+    (``any_mlflow_error``: the call only talks to the store) any MlflowException."""
+    import sqlite3
+
+    import requests
+    from mlflow.exceptions import MlflowException, RestException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if (any_mlflow_error and isinstance(error, MlflowException)) or isinstance(error, RestException):
+        return True
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (requests.RequestException, SQLAlchemyError, sqlite3.Error, OSError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong in a few words: the database's own error (not SQLAlchemy's SQL and advice), the HTTP
+    client's last reason (not the URL twice), else the first line of the message."""
+    import requests
+    from sqlalchemy.exc import DBAPIError
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, DBAPIError) and seen.orig is not None:
+            return f"{type(seen.orig).__name__}: {seen.orig}"
+        if isinstance(seen, requests.RequestException) and seen.args:
+            return f"{type(seen).__name__}: {getattr(seen.args[0], 'reason', None) or seen.args[0]}"
+        seen = seen.__cause__ or seen.__context__
+    lines = str(error).strip().splitlines()
+    return " ".join(lines[0].split())[:300] if lines else type(error).__name__
+
+
 def store_unavailable(uri: str, error: BaseException, doing: str) -> StoreUnavailable:
-    reason = " ".join(str(error).split())[:200]
-    return StoreUnavailable(f"MLflow store {uri} stopped answering while {doing} ({reason}); what was computed is "
-                            "kept (the last epoch's checkpoint): rerun the same command once the store is back, "
-                            "and the run resumes with every epoch logged once")
+    return StoreUnavailable(f"MLflow store {uri} stopped answering while {doing} ({_reason(error)}); rerun the "
+                            "same command once the store is back: a training resumes from its last checkpoint, with "
+                            "every epoch logged once")
+
+
+def store_failed(uri: str, error: BaseException, doing: str) -> StoreError:
+    from mlflow.exceptions import MlflowException
+
+    kind = NotInStore if isinstance(error, MlflowException) and error.error_code == "RESOURCE_DOES_NOT_EXIST" \
+        else StoreError
+    return kind(f"MLflow store {uri} failed while {doing} ({_reason(error)}); the stage stops rather than leave a "
+                f"result unrecorded: repair the store (or set {ENV_URI} to another one) and rerun the same command")
 
 
 @contextlib.contextmanager
-def unreachable_as_error(uri: str, doing: str) -> Iterator[None]:
-    """Inside, an unreachable store becomes :class:`StoreUnavailable` (one line); other errors pass."""
+def store_errors(uri: str, doing: str, any_mlflow_error: bool = True) -> Iterator[None]:
+    """Inside, a failure of the store becomes :class:`StoreError` (one line; :class:`StoreUnavailable` when it
+    could not be reached); other errors (cvflow's bugs) pass with their traceback. ``any_mlflow_error``: see
+    :func:`_store_failure` (False around calls that do more than talk to the store, as logging a model)."""
     try:
         yield
+    except StoreError:
+        raise
     except Exception as exc:
         if _unreachable(exc):
             raise store_unavailable(uri, exc, doing) from None
+        if _store_failure(exc, any_mlflow_error):
+            raise store_failed(uri, exc, doing) from None
         raise
 
 
 class _Guarded:
-    """An MlflowClient whose calls turn an unreachable store into :class:`StoreUnavailable`."""
+    """An MlflowClient whose every call turns a failure of the store into :class:`StoreError`."""
 
     def __init__(self, client: Any, uri: str):
         self._client = client
@@ -101,47 +164,149 @@ class _Guarded:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            with unreachable_as_error(self._uri, f"calling {name}"):
+            with store_errors(self._uri, f"calling {name}"):
                 return attr(*args, **kwargs)
 
         return call
+
+
+def store_client(uri: str) -> _Guarded:
+    """An MlflowClient of the store at ``uri`` (checked first) whose calls fail as :class:`StoreError`. Making it
+    opens the store: a new sqlite store gets its tables, under the store's lock."""
+    from mlflow.tracking import MlflowClient
+
+    check_store(uri)
+    with _store_lock(uri), store_errors(uri, "opening the store"):
+        return _Guarded(MlflowClient(tracking_uri=uri), uri)
+
+
+#: the store schemes MLflow builds in (``mlflow.tracking._tracking_service.utils._register_tracking_stores``; MLflow
+#: has no public accessor): written here so that checking a URI costs no import of MLflow; plugins add theirs
+#: through the documented entry point group. tests/test_tracking_faults.py compares this with MLflow's registry.
+BUILT_IN_SCHEMES = frozenset({"", "file", "databricks", "databricks-uc", "uc", "http", "https", "postgresql",
+                              "mysql", "sqlite", "mssql"})
+
+
+def known_schemes() -> set[str]:
+    """The URI schemes MLflow can track to: its built-in stores and those of installed plugins."""
+    from importlib.metadata import entry_points
+
+    return set(BUILT_IN_SCHEMES) | {entry.name for entry in entry_points(group="mlflow.tracking_store")}
+
+
+def _scheme(uri: str) -> str:
+    """The store scheme of ``uri`` as MLflow reads it: ``postgresql+psycopg2://`` is ``postgresql``, a Windows
+    path (``C:\\mlruns``) has none."""
+    from urllib.parse import urlparse
+
+    scheme = urlparse(uri).scheme.lower().split("+", 1)[0]
+    return "" if len(scheme) == 1 else scheme
 
 
 _CHECKED: set[str] = set()
 
 
 def check_store(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, in one line, when the store at ``uri`` cannot be used: a tracking server that does not
-    answer its ``/health`` within ``timeout`` seconds, or an sqlite file that is not a database. Reads
-    only; checked once per process and URI."""
+    """Fail fast, in one line, when the store at ``uri`` cannot take a stage's results: a scheme MLflow does not
+    know (a typo), a tracking server that does not answer its ``/health`` within ``timeout`` seconds or whose API
+    fails, an sqlite file or folder the stage cannot write, or an sqlite file that is not a sound database.
+    Reads only; checked once per process and URI."""
     if uri in _CHECKED:
         return
     for name, value in HTTP_LIMITS.items():
         os.environ.setdefault(name, value)
-    if uri.startswith(("http://", "https://")):
-        import requests
-
-        try:
-            answer = requests.get(uri.rstrip("/") + "/health", timeout=(timeout, timeout))
-            answer.raise_for_status()
-        except requests.RequestException as exc:
-            reason = type(exc).__name__ + (f" {exc.response.status_code}" if getattr(exc, "response", None) is not None
-                                           else "")
-            raise UserError(f"MLflow tracking server {uri} does not answer ({reason}); start it (`mlflow server "
-                            f"--host 127.0.0.1 --port PORT`) or fix {ENV_URI} (unset, runs go to the project's "
-                            "mlflow.db)") from None
-    elif uri.startswith("sqlite:///"):
-        import sqlite3
-
-        path = Path(uri[len("sqlite:///"):])
-        if path.exists():
-            try:
-                with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-                    db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except sqlite3.Error as exc:
-                raise UserError(f"{path}: not a readable MLflow store ({exc}); move it aside (e.g. `mv {path.name} "
-                                f"{path.name}.broken`: the next run starts a new one) or set {ENV_URI}") from None
+    scheme = _scheme(uri)
+    if scheme not in known_schemes():
+        raise UserError(f"{ENV_URI}={uri}: MLflow knows no store scheme {scheme!r}; use sqlite:///PATH (a file) or "
+                        f"http://HOST:PORT (a tracking server), or unset {ENV_URI} (runs go to the project's "
+                        "mlflow.db)")
+    if scheme in ("http", "https"):
+        _check_server(uri, timeout)
+    elif scheme == "sqlite":
+        _check_sqlite(uri)
     _CHECKED.add(uri)
+
+
+def _check_server(uri: str, timeout: float) -> None:
+    """``/health`` first (seconds when nothing listens), then one search of the API: a server whose process is up
+    but whose database is down answers the first and fails the second (503), within :data:`HTTP_LIMITS`."""
+    import requests
+
+    try:
+        answer = requests.get(uri.rstrip("/") + "/health", timeout=(timeout, timeout))
+        answer.raise_for_status()
+    except requests.RequestException as exc:
+        reason = type(exc).__name__ + (f" {exc.response.status_code}" if getattr(exc, "response", None) is not None
+                                       else "")
+        raise UserError(f"MLflow tracking server {uri} does not answer ({reason}); start it (`mlflow server "
+                        f"--host 127.0.0.1 --port PORT`) or fix {ENV_URI} (unset, runs go to the project's "
+                        "mlflow.db)") from None
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # MLflow's own client: its auth, retries
+    except Exception as exc:
+        if not (_unreachable(exc) or _store_failure(exc, any_mlflow_error=True)):
+            raise
+        raise UserError(f"MLflow tracking server {uri} answers /health but its API fails ({_reason(exc)}); wait "
+                        f"until its store is back, or fix {ENV_URI} (unset, runs go to the project's mlflow.db)") \
+            from None
+
+
+#: SQLite's errors that say a file is damaged or no database: the advice is to move it aside
+_DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+#: SQLite's errors that say another process is writing it (or left a journal its next writer rolls back): not a
+#: fault, MLflow waits and recovers on its own
+_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY_ROLLBACK")
+
+
+def _check_sqlite(uri: str) -> None:
+    """The file and its folder writable (SQLite writes its journal, cvflow its lock, beside the file), or, with no
+    file yet, a folder to create it in; an existing file a sound database (``PRAGMA quick_check``: it reads every
+    page once, about a millisecond per MB, on a read-only connection that writes nothing)."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)  # a relative path is the working folder's, as SQLite opens it
+    folder = path.parent
+    elsewhere = f"or set {ENV_URI} to another store"
+    artifacts = folder / "mlruns"  # where cvflow puts a default store's artifacts (models, pictures): beside it
+    if artifacts.exists() and not os.access(artifacts, os.W_OK | os.X_OK):
+        raise UserError(f"{artifacts}: the MLflow store's artifact folder is not writable (models and pictures go "
+                        f"there); make it writable {elsewhere}")
+    if not path.exists():
+        if not folder.is_dir():
+            raise UserError(f"{path}: no folder {folder} to create the MLflow store in; create it {elsewhere}")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(f"{path}: cannot create the MLflow store: its folder {folder} is not writable; make it "
+                            f"writable {elsewhere}")
+        return
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise UserError(f"{path}: the MLflow store is read-only to this user; make it writable (`chmod u+rw "
+                        f"{path}`, or a file system mounted read-write) {elsewhere}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: the MLflow store's folder {folder} is not writable (SQLite writes its journal "
+                        f"beside the file); make it writable {elsewhere}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            found = db.execute("PRAGMA quick_check(1)").fetchone()
+    except sqlite3.Error as exc:
+        name = getattr(exc, "sqlite_errorname", "")
+        if name.startswith(_BUSY):
+            return
+        if not name.startswith(_DAMAGED):
+            raise UserError(f"{path}: the MLflow store cannot be read ({exc}); check the file {elsewhere}") from None
+        problem = str(exc)
+    else:
+        if found and found[0] == "ok":
+            return
+        problem = f"database disk image is malformed: {found[0] if found else 'no answer'}"
+    raise UserError(f"{path}: not a readable MLflow store ({problem}); move it aside (e.g. `mv {path.name} "
+                    f"{path.name}.broken`: the next run starts a new one) {elsewhere}")
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -210,22 +375,16 @@ class Tracker:
 
     def __init__(self, project_dir: Path, experiment: str, run_name: str):
         import mlflow  # deferred: importing mlflow takes ~2 s
-        from mlflow.tracking import MlflowClient
 
         self._mlflow = mlflow
         self.project_dir = Path(project_dir)
         self.uri = tracking_uri(self.project_dir)
-        check_store(self.uri)
         self.experiment = experiment
         self.run_name = run_name
         self.run_id: str | None = None
-        with _store_lock(self.uri):  # the client creates a new store's tables
-            self.client = _Guarded(MlflowClient(tracking_uri=self.uri), self.uri)
-            try:
-                found = self.client.get_experiment_by_name(experiment)
-            except Exception as exc:  # noqa: BLE001 - bad URI, unreachable server
-                raise UserError(f"MLflow store {self.uri}: {type(exc).__name__}: {str(exc).splitlines()[0]} "
-                                f"(set {ENV_URI} to a reachable store or unset it)") from None
+        self.client = store_client(self.uri)
+        with _store_lock(self.uri):  # two stages starting at once create the experiment once
+            found = self.client.get_experiment_by_name(experiment)
             if found is None:
                 location = None
                 if ENV_URI not in os.environ:
@@ -245,13 +404,11 @@ class Tracker:
         if run_id:
             try:
                 run = self.client.get_run(run_id)
-                if run.info.lifecycle_stage == "active":
-                    self.run_id = run_id
-                    self.client.update_run(run_id, status="RUNNING")
-            except StoreUnavailable:
-                raise
-            except Exception:  # noqa: BLE001 - the run was deleted: start a new one
-                self.run_id = None
+            except NotInStore:  # deleted for good, or another store: a new run (any other failure stops the stage)
+                run = None
+            if run is not None and run.info.lifecycle_stage == "active":
+                self.run_id = run_id
+                self.client.update_run(run_id, status="RUNNING")
         if self.run_id is None:
             all_tags = {"mlflow.runName": self.run_name, **git_tags(self.project_dir)}
             if os.environ.get("DVC_EXP_NAME"):
@@ -370,7 +527,7 @@ class Tracker:
 
         sha1 = sha1sum(model_file)
         example = np.ascontiguousarray(servable.examples[0].permute(1, 2, 0).numpy())[None]  # 1 x H x W x 3
-        with unreachable_as_error(self.uri, "logging the model"), self._active(), _quiet_mlflow():
+        with store_errors(self.uri, "logging the model", any_mlflow_error=False), self._active(), _quiet_mlflow():
             logged = mlflow.pyfunc.log_model(
                 name=servable.name, python_model=str(MODEL_CODE), artifacts=artifacts(servable, model_file),
                 model_config=model_config(servable, classes, modules), signature=signature(servable, classes),
@@ -380,7 +537,7 @@ class Tracker:
         found = self.client.search_model_versions(f"name = '{servable.name}' and tags.model_sha1 = '{sha1}'")
         if found:
             return str(found[0].version)
-        with unreachable_as_error(self.uri, "registering the model"):
+        with store_errors(self.uri, "registering the model"):
             self._mlflow.set_tracking_uri(self.uri)
             version = self._mlflow.register_model(logged.model_uri, servable.name, tags={"model_sha1": sha1})
         return str(version.version)
@@ -397,29 +554,22 @@ class Tracker:
         if self.run_id:
             try:
                 self.client.set_terminated(self.run_id, status=status)
-            except StoreUnavailable:
+            except StoreError:  # a failed or interrupted stage reports its own error, not the store's
                 if status == "FINISHED":
                     raise
 
 
 def find_run(project_dir: Path, experiment: str, model_sha1: str) -> "Tracker | None":
     """The newest run of ``experiment`` that trained the model file whose SHA-1 is ``model_sha1``
-    (tag ``model_sha1``); None when the store holds none (e.g. the model came from ``dvc pull``)."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    uri = tracking_uri(project_dir)
-    check_store(uri)
-    with _store_lock(uri):  # the client creates a new store's tables
-        client = MlflowClient(tracking_uri=uri)
-    try:
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            return None
-        runs = client.search_runs([found.experiment_id], f"tags.model_sha1 = '{model_sha1}'",
-                                  order_by=["attributes.start_time DESC"], max_results=1)
-    except mlflow.exceptions.MlflowException:
+    (tag ``model_sha1``); None only when the store holds none (e.g. the model came from ``dvc pull``).
+    A store that fails to answer raises :class:`StoreError`: taken for "no run", it would let the
+    caller's stage exit 0 with its results missing from MLflow."""
+    client = store_client(tracking_uri(project_dir))
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
         return None
+    runs = client.search_runs([found.experiment_id], f"tags.model_sha1 = '{model_sha1}'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:
         return None
     tracker = Tracker(project_dir, experiment, runs[0].info.run_name)
