@@ -10,7 +10,8 @@ from typing import Literal
 from pydantic import Field
 
 from cvflow.params import HubData, ParamsBase as Params, Recipe, Strict, TwinSize
-from cvflow.pipelines.task import Effect, Number, Section, Stage, Task, curves, fetch_stage, run_files
+from cvflow.pipelines.task import (DATA_PARAMS, RUN_COMMON, Effect, Number, Section, Stage, Task, curves, fetch_stage,
+                                   run_files)
 
 
 # ----------------------------------------------------------------------------- params schema
@@ -285,15 +286,17 @@ TASK: Task[BananasProfile] = Task(
         fetch_stage(DATA, "demo | d2l | local",
                     "Banana detection (13.6) into data/banana-detection/bananas_{train,val}/."),
         Stage("train", "train", "TinySSD on the banana detection set (book 13.7).", recipe="recipe", deps=(DATA,),
-              params=("common.seed", "common.precision", "image_size", "recipe", "prior_prob", "augment", "input_max"),
+              # the thresholds go into the registered model: its served answers use them
+              params=(*RUN_COMMON, *DATA_PARAMS, "image_size", "recipe", "prior_prob", "augment", "input_max",
+                      "nms_threshold", "conf_threshold"),
               **run_files(EXPERIMENT, RUN), tracked=True),
         Stage("evaluate", "evaluate", "metrics/bananas.json: mAP@0.5, mAP@[0.5:0.95], class error (and its "
               "all-background baseline), bbox MAE.", deps=(DATA, "data/models/bananas/tinyssd.pt"),
-              params=("common.precision", "image_size", "input_max", "nms_threshold"),
+              params=("common.device", "common.precision", "image_size", "input_max", "nms_threshold"),
               metrics=("metrics/bananas.json",), tracked=True),
         Stage("predict", "predict", "data/reports/bananas/predictions.png: boxes above conf_threshold on "
               "validation images.", deps=(DATA, "data/models/bananas/tinyssd.pt"),
-              params=("common.precision", "image_size", "input_max", "nms_threshold", "conf_threshold",
+              params=("common.device", "common.precision", "image_size", "input_max", "nms_threshold", "conf_threshold",
                       "grid_images"), outs=("data/reports/bananas/predictions.png",), tracked=True),
     ),
     charts=CHARTS,

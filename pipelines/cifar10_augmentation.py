@@ -20,7 +20,8 @@ from typing import Literal, Union
 from pydantic import Field
 
 from cvflow.params import CifarNet, HubData, ParamsBase as Params, Recipe, Strict, TwinSize
-from cvflow.pipelines.task import Effect, Number, Section, Stage, Task, curves, fetch_stage, run_files
+from cvflow.pipelines.task import (DATA_PARAMS, RUN_COMMON, Effect, Number, Section, Stage, Task, curves, fetch_stage,
+                                   run_files)
 
 
 # ----------------------------------------------------------------------------- params schema
@@ -227,14 +228,14 @@ TASK: Task[CifarProfile] = Task(
         Stage("train", "train", "The CIFAR ResNet-18 with and without image augmentation (book 13.1).",
               variants=VARIANTS, variant_help="augment: the book's train_augs (flip; the demo adds a padded crop); "
               "no-augment: the same run without them", recipe="recipe", deps=("data/cifar10",),
-              params=("common.seed", "common.precision", "train_images", "net"),
+              params=(*RUN_COMMON, *DATA_PARAMS, "train_images", "net"),
               variant_params={"augment": ("augment", "recipe"), "no-augment": ("recipe",)}, **run_files(EXPERIMENT), tracked=True),
         Stage("evaluate", "evaluate", "metrics/cifar10-augmentation.json: test accuracy with and without "
               "augmentation, and the difference.",
               deps=("data/cifar10", f"data/models/{EXPERIMENT}/augment.pt", f"data/models/{EXPERIMENT}/no-augment.pt",
                     f"metrics/{EXPERIMENT}/augment_history.csv", f"metrics/{EXPERIMENT}/no-augment_history.csv",
                     "data/reports/augmentation"),
-              params=("common.precision",), outs=(f"data/reports/{EXPERIMENT}/curves.png",),
+              params=("common.device", "common.precision"), outs=(f"data/reports/{EXPERIMENT}/curves.png",),
               metrics=(f"metrics/{EXPERIMENT}.json",), tracked=True),
     ),
     charts=CHARTS,

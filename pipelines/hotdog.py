@@ -1,10 +1,11 @@
-"""Hot dog fine-tuning (book 13.2): a pretrained ResNet-18 fine-tuned against training from scratch.
+"""Hot dog fine-tuning (book 13.2): a pretrained ResNet-18 fine-tuned against training from scratch, and the
+linear probe the book discusses but does not run (the pretrained body frozen, only the new head trained).
 
 Stages (see ``dvc.yaml``)::
 
     fetch hotdog  ->  data/hotdog/{train,test}/{hotdog,not-hotdog}/*.jpg
     pretrain hotdog -> data/models/hotdog/source.pt   (the fine-tune's starting weights)
-    train hotdog --variant finetune|scratch -> data/models/hotdog/<variant>.pt, metrics/hotdog/<variant>*.{json,csv}
+    train hotdog --variant finetune|scratch|probe -> data/models/hotdog/<variant>.pt, metrics/hotdog/<variant>*.{json,csv}
     evaluate hotdog -> metrics/hotdog.json, data/reports/hotdog/*.png
 
 ``weights`` decides what ``pretrain`` produces: ``imagenet`` (torchvision's ImageNet weights),
@@ -21,8 +22,9 @@ from pydantic import Field, field_validator, model_validator
 
 from cvflow.console import info
 from cvflow.errors import UserError
-from cvflow.params import HubData, ImageTransforms, ParamsBase as Params, Recipe, Strict, check_weights
-from cvflow.pipelines.task import Effect, Number, Option, Section, Stage, Task, curves, fetch_stage, run_files
+from cvflow.params import FrozenRecipe, HubData, ImageTransforms, ParamsBase as Params, Recipe, Strict, check_weights
+from cvflow.pipelines.task import (DATA_PARAMS, RUN_COMMON, Effect, Number, Option, Section, Stage, Task, curves,
+                                   fetch_stage, run_files)
 
 
 # ----------------------------------------------------------------------------- params schema
@@ -74,6 +76,8 @@ class Hotdog(Strict):
     pretrain: Pretrain
     finetune: Recipe
     scratch: Recipe
+    probe: FrozenRecipe = Field(description="the linear probe: the fine-tune's start, its body (freeze) kept as the "
+                                "source's, only the new head trained")
     grid_images: int = Field(16, ge=1, le=256, description="test images drawn with predicted and true labels")
 
     @field_validator("weights")
@@ -86,13 +90,15 @@ class Hotdog(Strict):
 # data code only, and training code changes leave the fetched data up to date (tests/test_dvc_deps.py).
 
 EXPERIMENT = "hotdog"
-VARIANTS = ("finetune", "scratch")
+#: the runs compared (each a params field, so one word: ``probe`` is the linear probe)
+VARIANTS = ("finetune", "scratch", "probe")
+PRETRAINED = ("finetune", "probe")  # the runs that start from the source model's body
 DATA = "data/hotdog"
 SOURCE = "source"  # the run (and model file) the fine-tune starts from
 
 
 def run_paths(root: Path, name: str):
-    """Files of the run ``name`` (source, finetune, scratch): see :class:`cvflow.engine.run.RunPaths`."""
+    """Files of the run ``name`` (source, finetune, scratch, probe): see :class:`cvflow.engine.run.RunPaths`."""
     from cvflow.engine.paths import RunPaths
 
     return RunPaths(root, EXPERIMENT, name)
@@ -227,7 +233,8 @@ def pretrain(params: Params, root: Path) -> Path:
 
 
 def train(params: Params, root: Path, variant: str) -> dict:
-    """Fine-tune the source model, or train from scratch (book 13.2), as one tracked run."""
+    """Fine-tune the source model, train from scratch (book 13.2), or train only a new head on the source's frozen
+    body (the linear probe), as one tracked run."""
     from torch import nn
 
     from cvflow.data.readers.hotdog import CLASSES
@@ -246,7 +253,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
     source_file = run_paths(root, SOURCE).model
     config = {"transforms": cfg.transforms.model_dump(mode="json"), "data": cfg.data.model_dump(mode="json"),
               "demo": cfg.demo.model_dump(mode="json")}
-    if variant == "finetune":
+    if variant in PRETRAINED:
         if not source_file.exists():
             raise UserError(f"{source_file}: missing; run `cvflow pretrain hotdog` first")
         config.update(source_sha1=sha1sum(source_file), weights=cfg.weights)
@@ -258,7 +265,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
             return model
 
         def groups(model: nn.Module) -> list[dict]:  # the book's params_1x, and the head at head_lr_mult x
-            head, body = head_and_body(model, model.fc)
+            head, body = head_and_body(model, model.fc)  # the probe's body is frozen: the engine leaves it out
             return [{"params": body}, {"params": head, "lr_mult": recipe.optim.head_lr_mult}]
     else:
         def build() -> nn.Module:
@@ -270,6 +277,8 @@ def train(params: Params, root: Path, variant: str) -> dict:
         params, root, EXPERIMENT, variant, VARIANTS, recipe=recipe, data={"hotdog": root / DATA},
         digests={"hotdog": dvc_digests(root, DATA).get(DATA, "")}, config=config, build=build, groups=groups,
         task=ClassificationTask(), train_set=train_set, eval_set=test_set, classes=CLASSES, title=f"hot dog: {variant}",
+        freeze=recipe.freeze if isinstance(recipe, FrozenRecipe) else (),
+        freeze_key=TASK.override(params.profile, f"{variant}.freeze"),
         serve=Servable(f"{EXPERIMENT}-{variant}", "classify", classification_test_spec(cfg.transforms),
                        [test_set.image(0)]))
     if result.dist.is_main:
@@ -279,7 +288,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
 
 
 def evaluate(params: Params, root: Path) -> dict:
-    """Test both models on ``common.device``; write ``metrics/hotdog.json`` and labelled prediction grids."""
+    """Test every variant's model on ``common.device``; write ``metrics/hotdog.json`` and labelled prediction grids."""
     import pandas as pd
     import torch
 
@@ -337,37 +346,42 @@ def evaluate(params: Params, root: Path) -> dict:
     write_json(metrics_file(root), results)
     histories = {variant: pd.read_csv(run_paths(root, variant).history).to_dict("records")
                  for variant in VARIANTS if run_paths(root, variant).history.exists()}
-    training_curves(histories, reports / "curves.png", "hot dog: fine-tune vs scratch")
-    info(f"hot dog test accuracy: fine-tune {results['finetune']['test_acc']:.3f}, "
-         f"scratch {results['scratch']['test_acc']:.3f}")
+    training_curves(histories, reports / "curves.png", "hot dog: fine-tune vs scratch vs linear probe")
+    info("hot dog test accuracy: " + ", ".join(f"{variant} {results[variant]['test_acc']:.3f}" for variant in VARIANTS))
     return results
 
 
 # ----------------------------------------------------------------------------- the declaration
 
 #: the comparison charts (dvc.yaml's top-level plots; static copies in the report)
+HISTORIES = tuple(f"metrics/{EXPERIMENT}/{variant}_history.csv" for variant in VARIANTS)
 CHARTS = {
-    "hotdog test accuracy per epoch": curves("metrics/hotdog/finetune_history.csv",
-                                             "metrics/hotdog/scratch_history.csv", y="test_acc"),
-    "hotdog training loss per epoch": curves("metrics/hotdog/finetune_history.csv",
-                                             "metrics/hotdog/scratch_history.csv", y="train_loss"),
+    "hotdog test accuracy per epoch": curves(*HISTORIES, y="test_acc"),
+    "hotdog training loss per epoch": curves(*HISTORIES, y="train_loss"),
 }
+PREDICTION_GRIDS = tuple(f"data/reports/{EXPERIMENT}/{variant}_predictions.png" for variant in VARIANTS)
 
 REPORT = (Section(
     "13.2", "Fine-tuning",
     "A ResNet-18 pretrained on ImageNet gets a new output layer, trained at ten times the body's learning rate; "
     "after 5 epochs on 2,000 hot dog photos it beats the same network trained from scratch: features learnt on a "
-    "large source set transfer to a small target set.",
+    "large source set transfer to a small target set. The book notes that the copied layers could also be frozen, "
+    "but does not run it: the linear probe here trains the new output layer alone on the source's frozen body (its "
+    "BatchNorm statistics frozen too; the real profile trains the head with the fine-tune's recipe for it), so the "
+    "book has no number for it.",
     numbers=(Number("fine-tune: test accuracy", "metrics/hotdog.json:finetune.test_acc", 0.940),
              Number("fine-tune: train accuracy, last epoch", "metrics/hotdog/finetune.json:train_acc", 0.909),
              Number("fine-tune: train loss, last epoch", "metrics/hotdog/finetune.json:train_loss", 0.242),
              Number("scratch: test accuracy", "metrics/hotdog.json:scratch.test_acc", 0.850),
              Number("scratch: train accuracy, last epoch", "metrics/hotdog/scratch.json:train_acc", 0.846),
-             Number("scratch: train loss, last epoch", "metrics/hotdog/scratch.json:train_loss", 0.352)),
+             Number("scratch: train loss, last epoch", "metrics/hotdog/scratch.json:train_loss", 0.352),
+             Number("linear probe: test accuracy", "metrics/hotdog.json:probe.test_acc"),
+             Number("linear probe: train accuracy, last epoch", "metrics/hotdog/probe.json:train_acc"),
+             Number("linear probe: train loss, last epoch", "metrics/hotdog/probe.json:train_loss")),
     effects=(Effect("fine-tuning beats training from scratch on the test images",
                     "metrics/hotdog.json:finetune.test_acc", ">", "metrics/hotdog.json:scratch.test_acc"),),
-    pictures=("data/reports/hotdog/finetune_predictions.png", "data/reports/hotdog/scratch_predictions.png"),
-    charts=tuple(CHARTS), runs=(f"{EXPERIMENT}/{SOURCE}", f"{EXPERIMENT}/finetune", f"{EXPERIMENT}/scratch")),)
+    pictures=PREDICTION_GRIDS, charts=tuple(CHARTS),
+    runs=(f"{EXPERIMENT}/{SOURCE}", *(f"{EXPERIMENT}/{variant}" for variant in VARIANTS))),)
 
 TASK: Task[Hotdog] = Task(
     name="hotdog", module=__name__, profile=Hotdog, title="13.2 fine-tuning",
@@ -378,20 +392,22 @@ TASK: Task[Hotdog] = Task(
               "data/models/hotdog/source.pt: the ResNet-18 that `train hotdog --variant finetune` starts from.",
               options=(Option("weights", str, "imagenet | source | none | PATH.pth (default: the active profile's "
                                               "weights)", key="weights"),),
-              params=("common.seed", "common.precision", "weights", "pretrain", "transforms.mean", "transforms.std"),
+              params=(*RUN_COMMON, "weights", "pretrain", "transforms"),
               outs=("data/models/hotdog/source.pt",), metrics=("metrics/hotdog/source.json",), tracked=True),
-        Stage("train", "train", "Fine-tune vs scratch on the hot dog set (book 13.2).", variants=VARIANTS,
-              variant_help="finetune: from the source model, new head at 10x lr; scratch: random init, one lr",
-              recipe="{variant}", deps=(DATA,), variant_deps={"finetune": ("data/models/hotdog/source.pt",)},
-              params=("common.seed", "common.precision", "transforms", "{variant}"), **run_files(EXPERIMENT), tracked=True),
+        Stage("train", "train", "Fine-tune vs scratch vs linear probe on the hot dog set (book 13.2).",
+              variants=VARIANTS, variant_help="finetune: from the source model, new head at 10x lr; scratch: random "
+              "init, one lr; probe: the linear probe, the source's body frozen, only the new head trained",
+              recipe="{variant}", deps=(DATA,), variant_deps={v: ("data/models/hotdog/source.pt",) for v in PRETRAINED},
+              params=(*RUN_COMMON, *DATA_PARAMS, "transforms", "{variant}"),
+              variant_params={v: ("weights",) for v in PRETRAINED}, **run_files(EXPERIMENT), tracked=True),
         Stage("evaluate", "evaluate",
-              "metrics/hotdog.json: test accuracy of fine-tune and scratch, and their prediction grids.",
-              deps=(DATA, "data/models/hotdog/finetune.pt", "data/models/hotdog/scratch.pt",
-                    "metrics/hotdog/finetune_history.csv", "metrics/hotdog/scratch_history.csv"),
-              params=("common.precision", "transforms", "grid_images"),
-              outs=("data/reports/hotdog/curves.png", "data/reports/hotdog/finetune_predictions.png",
-                    "data/reports/hotdog/scratch_predictions.png", "metrics/hotdog/finetune_test_predictions.csv",
-                    "metrics/hotdog/scratch_test_predictions.csv"), metrics=("metrics/hotdog.json",), tracked=True),
+              "metrics/hotdog.json: test accuracy of fine-tune, scratch and linear probe, and their prediction grids.",
+              deps=(DATA, *(f"data/models/{EXPERIMENT}/{variant}.pt" for variant in VARIANTS), *HISTORIES),
+              params=("common.device", "common.precision", "common.num_workers", "data.on_corrupt", "transforms",
+                      "grid_images"),
+              outs=("data/reports/hotdog/curves.png", *PREDICTION_GRIDS,
+                    *(f"metrics/{EXPERIMENT}/{variant}_test_predictions.csv" for variant in VARIANTS)),
+              metrics=("metrics/hotdog.json",), tracked=True),
     ),
     charts=CHARTS,
     report=REPORT,

@@ -21,7 +21,8 @@ from pydantic import Field, field_validator
 
 from cvflow.params import CifarNet, KaggleProfile, ParamsBase as Params, Recipe, Strict
 from cvflow.pipelines.task import (
-    Effect, Number, Option, Section, Stage, Task, curves, fetch_stage, prepare_stage, run_files, submit_stage,
+    DATA_PARAMS, RUN_COMMON, Effect, Number, Option, Section, Stage, Task, curves, fetch_stage, prepare_stage,
+    run_files, submit_stage,
 )
 
 
@@ -288,12 +289,12 @@ TASK: Task[KaggleCifarProfile] = Task(
         Stage("train", "train", "The CIFAR ResNet-18 on Kaggle's CIFAR-10 (book 13.13).", variants=VARIANTS,
               variant_help="train: on train, valid for model selection; train_valid: the same recipe on all "
               "labelled images (the final model)", recipe="recipe", deps=("data/kaggle-cifar10-prepared",),
-              params=("common.seed", "common.precision", "reorg", "net", "transforms", "recipe"),
+              params=(*RUN_COMMON, *DATA_PARAMS, "valid_ratio", "reorg", "net", "transforms", "recipe"),
               **run_files(EXPERIMENT), tracked=True),
         Stage("predict", "predict", "data/submissions/kaggle-cifar10.csv: every test image through the "
               "train_valid model, checked, id,label.",
               deps=("data/kaggle-cifar10", "data/kaggle-cifar10-prepared", "data/models/kaggle-cifar10/train_valid.pt"),
-              params=("common.precision", "transforms", "recipe.batch_size"),
+              params=("common.device", "common.precision", "common.num_workers", "transforms", "recipe.batch_size"),
               outs=("data/submissions/kaggle-cifar10.csv",), tracked=True),
         Stage("evaluate", "evaluate", "metrics/kaggle-cifar10.json: valid accuracy (and per class); with --labels "
               "the submission's test accuracy.",
@@ -301,7 +302,8 @@ TASK: Task[KaggleCifarProfile] = Task(
                               kwarg=True),),
               deps=("data/kaggle-cifar10-prepared", "data/models/kaggle-cifar10/train.pt",
                     "data/submissions/kaggle-cifar10.csv"),
-              params=("common.precision", "reorg", "transforms"), metrics=("metrics/kaggle-cifar10.json",), tracked=True),
+              params=("common.device", "common.precision", "reorg", "transforms"), metrics=("metrics/kaggle-cifar10.json",),
+              tracked=True),
         submit_stage("cifar-10 (13.13)", "data/submissions/kaggle-cifar10.csv",
                      "the git commit and the newest finished MLflow run"),
     ),

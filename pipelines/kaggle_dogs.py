@@ -33,7 +33,7 @@ from pydantic import Field, field_validator, model_validator
 from cvflow.params import (IMAGENET_MEAN, IMAGENET_STD, KaggleProfile, ParamsBase as Params, Recipe, Strict,
                            TwinSize, check_weights)
 from cvflow.pipelines.task import (
-    Effect, Number, Section, Stage, Task, fetch_stage, prepare_stage, run_files, submit_stage,
+    DATA_PARAMS, RUN_COMMON, Effect, Number, Section, Stage, Task, fetch_stage, prepare_stage, run_files, submit_stage,
 )
 
 
@@ -527,6 +527,10 @@ REPORT = (Section(
                     "metrics/kaggle-dogs.json:valid_log_loss", "<", "metrics/kaggle-dogs.json:uniform_log_loss"),),
     charts=tuple(CHARTS), runs=(f"{EXPERIMENT}/train", f"{EXPERIMENT}/train_valid")),)
 
+#: what predict and evaluate read: the feature cache's settings, checked against params.yaml before it is used
+#: (_load_features), and the test-time flip
+FEATURES_CHECKED = ("common.seed", "backbone.layer", "transforms", "views", "tta_flip")
+
 TASK: Task[KaggleDogsProfile] = Task(
     name="kaggle-dogs", module=__name__, profile=KaggleDogsProfile, title="13.14 Kaggle dog breeds",
     stages=(
@@ -536,23 +540,24 @@ TASK: Task[KaggleDogsProfile] = Task(
         Stage("features", "features", "data/features/kaggle-dogs.pt: `views` augmented views of each labelled image "
               "and the test view of every image (and its mirror with tta_flip), through the frozen backbone "
               "(book 13.14).", deps=("data/kaggle-dogs-prepared", str(SOURCE_MODEL)),
-              params=("common.seed", "common.precision", "reorg", "backbone", "transforms", "views", "tta_flip"),
+              params=("common.seed", "common.precision", "common.device", "common.num_workers", "reorg", "backbone",
+                      "transforms", "views", "tta_flip"),
               outs=("data/features/kaggle-dogs.pt",)),
         Stage("train", "train", "The head on a frozen pretrained backbone's features, Kaggle's dog breeds "
               "(book 13.14).", variants=VARIANTS, variant_help="train: on train, valid for model selection; "
               "train_valid: the same recipe on all labelled images (the final head)", recipe="recipe",
               deps=("data/features/kaggle-dogs.pt", "data/kaggle-dogs-prepared", str(SOURCE_MODEL)),
-              params=("common.seed", "common.precision", "reorg", "backbone", "hidden", "transforms", "views",
-                      "recipe"), **run_files(EXPERIMENT), tracked=True),
+              params=(*RUN_COMMON, *DATA_PARAMS, "valid_ratio", "reorg", "backbone", "hidden", "transforms", "views",
+                      "tta_flip", "recipe"), **run_files(EXPERIMENT), tracked=True),
         Stage("predict", "predict", "data/submissions/kaggle-dogs.csv: the train_valid head's softmax for every "
               "test image, checked.", deps=("data/features/kaggle-dogs.pt", "data/kaggle-dogs",
                                             "data/kaggle-dogs-prepared", "data/models/kaggle-dogs/train_valid.pt"),
-              params=("tta_flip",), outs=("data/submissions/kaggle-dogs.csv",), tracked=True),
+              params=FEATURES_CHECKED, outs=("data/submissions/kaggle-dogs.csv",), tracked=True),
         Stage("evaluate", "evaluate", "metrics/kaggle-dogs.json: valid log loss (Kaggle's metric) and accuracy of "
               "the train head, and ln(breeds).",
               deps=("data/features/kaggle-dogs.pt", "data/kaggle-dogs", "data/kaggle-dogs-prepared",
                     "data/models/kaggle-dogs/train.pt", "data/submissions/kaggle-dogs.csv"),
-              params=("tta_flip",), metrics=("metrics/kaggle-dogs.json",), tracked=True),
+              params=FEATURES_CHECKED, metrics=("metrics/kaggle-dogs.json",), tracked=True),
         submit_stage("dog-breed-identification (13.14)", "data/submissions/kaggle-dogs.csv",
                      "the git commit and the MLflow run of the head"),
     ),

@@ -15,6 +15,7 @@ import csv
 import json
 import operator
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -30,19 +31,44 @@ def _key(number: str) -> tuple[int, ...]:
 
 
 def sections(tasks: tuple[Task, ...]) -> list[tuple[Section, tuple[Task, ...]]]:
-    """The tasks' sections in the book's order; sections with the same number merged (first title and text)."""
-    merged: dict[str, tuple[Section, tuple[Task, ...]]] = {}
+    """The tasks' sections in the book's order, each with the tasks that declare it.
+
+    A book section two tasks show (13.1: the CIFAR-10 runs and the augmentation gallery) is declared once by
+    its head task and continued by the others (``Section(..., continues=HEAD)``): the page shows the head's
+    title and text, then each continuation's text, numbers, effects, pictures, charts and runs, in task order.
+    Two sections with one number that do not say so are an error (a typo in a number would otherwise merge two
+    book sections silently), as is a continuation of a section its head task does not declare.
+    """
+    heads: dict[str, tuple[Section, Task]] = {}
     for task in tasks:
         for section in task.report:
-            if section.number not in merged:
-                merged[section.number] = (section, (task,))
+            if section.continues is None:
+                if section.number in heads:
+                    other = heads[section.number][1].name
+                    raise ValueError(f"report section {section.number} is declared by tasks {other} and {task.name}: "
+                                     f"give the second Section(..., continues={other!r}) to show it as part of "
+                                     f"{other}'s, or fix the number")
+                heads[section.number] = (section, task)
+    merged = {number: (section, (task,)) for number, (section, task) in heads.items()}
+    for task in tasks:
+        for section in task.report:
+            if section.continues is None:
                 continue
+            head = heads.get(section.number)
+            if head is None or head[1].name != section.continues:
+                raise ValueError(f"task {task.name}: report section {section.number} continues task "
+                                 f"{section.continues!r}, which declares no section {section.number}: name the task "
+                                 "that does, or drop continues=")
+            if section.title != head[0].title:
+                raise ValueError(f"task {task.name}: report section {section.number} continues {section.continues}'s "
+                                 f"{head[0].title!r} but is titled {section.title!r}, which the page would not show: "
+                                 "use the same title")
             first, owners = merged[section.number]
-            merged[section.number] = (Section(
-                first.number, first.title, " ".join(t for t in (first.text, section.text) if t),
-                first.numbers + section.numbers, first.effects + section.effects,
-                first.pictures + section.pictures, first.charts + section.charts, first.runs + section.runs),
-                owners + (task,))
+            merged[section.number] = (replace(
+                first, text=" ".join(t for t in (first.text, section.text) if t),
+                numbers=first.numbers + section.numbers, effects=first.effects + section.effects,
+                pictures=first.pictures + section.pictures, charts=first.charts + section.charts,
+                runs=first.runs + section.runs), owners + (task,))
     return [merged[number] for number in sorted(merged, key=_key)]
 
 

@@ -26,7 +26,7 @@ from typing import Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from cvflow.params import ParamsBase as Params, Strict, check_weights
-from cvflow.pipelines.task import Effect, Number, Option, Section, Stage, Task, curves
+from cvflow.pipelines.task import RUN_COMMON, Effect, Number, Option, Section, Stage, Task, curves
 
 
 # ----------------------------------------------------------------------------- params schema
@@ -258,7 +258,8 @@ def stylize(params: Params, root: Path, content: Path | None = None, style: Path
     tracker = Tracker(root, EXPERIMENT, name)
     with tracked(tracker), tempfile.TemporaryDirectory(prefix="cvflow-style-") as scratch:
         run_id = tracker.start(extra.get("mlflow_run_id"), tags={
-            "profile": params.profile, "device": str(device), "own_photos": str(own).lower()})
+            "profile": params.profile, "device": str(device), "own_photos": str(own).lower()},
+            system_metrics=common.system_metrics_every)
         tracker.log_params({"profile": params.profile, "common": common.model_dump(mode="json"), "run": config})
         tracker.log_inputs({"content": (Path(content), digests["content"][:32]),
                             "style": (Path(style), digests["style"][:32])})
@@ -312,12 +313,12 @@ def stylize(params: Params, root: Path, content: Path | None = None, style: Path
     return results
 
 
-def _size(text: str) -> str:
-    """``300x450`` -> ``[[300, 450]]`` (one scale), for the params override."""
+def _size(text: str) -> list[list[int]]:
+    """``300x450`` -> ``[[300, 450]]`` (one scale), the typed value of ``scales``."""
     parts = text.lower().split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
         raise UserError(f"--size {text!r}: give HEIGHTxWIDTH in pixels, e.g. 300x450")
-    return f"[[{int(parts[0])}, {int(parts[1])}]]"
+    return [[int(parts[0]), int(parts[1])]]
 
 
 def _lbfgs_lr(values: dict) -> dict:
@@ -371,7 +372,7 @@ TASK: Task[StyleProfile] = Task(
                   Option("optimizer", str, "adam (the book's) | lbfgs (lr 1 unless --lr)", key="optim.name",
                          choices=("adam", "lbfgs")),
                   Option("lr", float, "learning rate (default: style.<profile>.optim.lr)", key="optim.lr")),
-              deps=(PHOTOS,), params=("common.seed", ""),
+              deps=(PHOTOS,), params=(*RUN_COMMON, ""),
               outs=("data/reports/style/rainier-autumn-oak.png", "data/reports/style/rainier-autumn-oak_panel.png",
                     "metrics/style/rainier-autumn-oak_history.csv"), metrics=("metrics/style.json",), tracked=True),
     ),

@@ -23,6 +23,16 @@ P = TypeVar("P")
 #: ``--batch-size`` exist where the stage trains with a recipe
 RECIPE_KEYS = {"epochs": "epochs", "lr": "optim.lr", "batch_size": "batch_size"}
 
+#: What a tracked run reads of ``common`` (it logs all of it): the seed, and the device, precision, memory layout,
+#: loader processes and processes (``devices`` x ``nodes``: the world size) it computes with, which change what it
+#: computes (the kernels that sum; the random augmentations that loader workers draw; the order of the gradient
+#: reduction and each rank's BatchNorm statistics). ``tests/test_params_read.py`` checks every stage's params against
+#: what the stage reads.
+RUN_COMMON = ("common.seed", "common.precision", "common.device", "common.channels_last", "common.num_workers",
+              "common.devices", "common.nodes")
+#: How a data set is made: what its fetch stage reads, and what a training run logs beside its own settings.
+DATA_PARAMS = ("data", "demo")
+
 
 @dataclass(frozen=True)
 class Option:
@@ -103,9 +113,10 @@ class Effect:
 class Section:
     """A book section in ``cvflow report``: what it shows, this run's numbers and the book's, its pictures.
 
-    Sections of several tasks with the same ``number`` are shown as one (13.1: the CIFAR-10 runs and the
-    augmentation gallery). ``pictures``: PNG files (stage outputs); ``charts``: titles of the task's
-    ``charts``, drawn as static images; ``runs``: ``EXPERIMENT/RUN`` names to open in the MLflow UI.
+    ``pictures``: PNG files (stage outputs); ``charts``: titles of the task's ``charts``, drawn as static images;
+    ``runs``: ``EXPERIMENT/RUN`` names to open in the MLflow UI. ``continues``: the name of the task whose section
+    of the same number this one adds to (13.1: the augmentation gallery continues the CIFAR-10 runs' section), shown
+    as one section after that task's; same title. Two sections of one number without it are an error.
     """
 
     number: str
@@ -116,6 +127,7 @@ class Section:
     pictures: tuple[str, ...] = ()
     charts: tuple[str, ...] = ()
     runs: tuple[str, ...] = ()
+    continues: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,11 +170,35 @@ class Task(Generic[P]):
         return f"{self.key}.{profile}.{key}"
 
 
+# ----------------------------------------------------------------------------- which modules are tasks
+
+
+def task_modules(folder: Path, package: str) -> list[str]:
+    """The modules (or packages) of ``package`` in ``folder`` that declare a task: a module-level ``TASK = ...``.
+    Found by reading the source (``ast``), not by importing it, so the code-deps analysis (cvflow.stages.deps)
+    follows the same list without importing any task; sorted by name, which is also their order in dvc.yaml.
+    A task added under ``pipelines/`` is found: no list to edit."""
+    import ast
+
+    found = []
+    for path in sorted(folder.iterdir()):
+        source = path / "__init__.py" if path.is_dir() else path
+        if path.name.startswith(("_", ".")) or not source.is_file() or source.suffix != ".py":
+            continue
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        if any(isinstance(node, (ast.Assign, ast.AnnAssign)) and any(
+                isinstance(target, ast.Name) and target.id == "TASK"
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target]))
+               for node in tree.body):
+            found.append(f"{package}.{path.stem if path.is_file() else path.name}")
+    return found
+
+
 # ----------------------------------------------------------------------------- what several tasks declare alike
 
 
 def fetch_stage(out: str, sources: str, help: str, word: str | None = None,
-                params: tuple[str, ...] = ("data", "demo")) -> Stage:
+                params: tuple[str, ...] = DATA_PARAMS) -> Stage:
     """``cvflow fetch NAME [--source S] [--path P]``: a data set into ``out`` (the function ``fetch``)."""
     return Stage("fetch", "fetch", help, word=word, params=params, outs=(out,), options=(
         Option("source", str, f"{sources} (default: the active profile's data.source)", key="data.source", kwarg=True),

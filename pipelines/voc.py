@@ -22,7 +22,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from cvflow.params import HubData, ParamsBase as Params, Recipe, Strict, TwinSize, check_weights
-from cvflow.pipelines.task import Effect, Number, Section, Stage, Task, curves, fetch_stage, run_files
+from cvflow.pipelines.task import (DATA_PARAMS, RUN_COMMON, Effect, Number, Section, Stage, Task, curves, fetch_stage,
+                                   run_files)
 
 
 # ----------------------------------------------------------------------------- params schema
@@ -297,11 +298,12 @@ TASK: Task[VocProfile] = Task(
         fetch_stage(DATA, "demo | d2l | local", "Pascal VOC2012 segmentation (13.9) into data/voc/VOCdevkit/VOC2012/."),
         Stage("train", "train", "The book's FCN on Pascal VOC2012 (book 13.11): random crops, ResNet-18 body, "
               "bilinear upsampling.", recipe="recipe", deps=(DATA, "data/models/hotdog/source.pt"),
-              params=("common.seed", "common.precision", "crop_size", "boundary", "weights", "recipe"),
+              params=(*RUN_COMMON, *DATA_PARAMS, "crop_size", "boundary", "weights", "recipe"),
               **run_files(EXPERIMENT, RUN), tracked=True),
         Stage("evaluate", "evaluate", "metrics/voc.json: mean and per-class IoU and pixel accuracy on whole val "
               "images (and the all-background baseline); data/reports/voc/predictions.png.",
-              deps=(DATA, "data/models/voc/fcn.pt"), params=("common.precision", "boundary", "grid_images"),
+              deps=(DATA, "data/models/voc/fcn.pt"),
+              params=("common.device", "common.precision", "boundary", "grid_images"),
               outs=("data/reports/voc/predictions.png",), metrics=("metrics/voc.json",), tracked=True),
     ),
     charts=CHARTS,

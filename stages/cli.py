@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from contextvars import ContextVar
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -21,7 +22,7 @@ import click
 import typer
 
 from cvflow import __version__
-from cvflow.errors import UserError, catch_interrupts
+from cvflow.errors import INTERRUPTED, UserError, catch_interrupts
 from cvflow.pipelines.task import RECIPE_KEYS, Stage, Task
 
 #: each verb's help, in the order `cvflow --help` lists them
@@ -31,7 +32,7 @@ VERBS = {
                "links or manifests instead of copies.",
     "pretrain": "Make a fine-tune's starting weights: ImageNet weights, a model pretrained on generated data "
                 "(demo), random, or your own file.",
-    "train": "Train a model (checkpoint every epoch; rerun to resume; torchrun for several GPUs).",
+    "train": "Train a model (checkpoint every epoch; rerun to resume; common.devices for several GPUs).",
     "evaluate": "Evaluate trained models on the test set: metrics JSON (dvc metrics) and labelled pictures.",
     "predict": "Draw predictions on held-out images, or write a submission file (logged to MLflow).",
     "figures": "Draw the book's explanatory figures as PNGs under data/reports/.",
@@ -44,23 +45,24 @@ DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps"
 RECIPE_HELP = {"epochs": "override the recipe's epochs", "lr": "override the recipe's learning rate",
                "batch_size": "override the recipe's (global) batch size"}
 RECIPE_TYPES = {"epochs": int, "lr": float, "batch_size": int}
+#: the command's arguments, as :func:`main` got them: a launched training stage starts its workers with them
+ARGV: ContextVar[list[str] | None] = ContextVar("ARGV", default=None)
 
 
 def load(params_file: Path, overrides: Optional[list[str]], task: Task | None = None,
          values: dict[str, Any] | None = None):
-    """Validate the whole params file with ``--set`` overrides and the options' values (keys relative to
-    ``task``'s active profile; None values ignored); return it and the project folder."""
+    """Validate the whole params file with ``--set`` overrides and the options' typed values (keys relative to
+    ``task``'s active profile; None values ignored; set as they are, not as text read back); return it and the
+    project folder."""
     from cvflow.params import read_yaml
     from cvflow.pipelines import load_params
 
-    overrides = list(overrides or [])
     data = read_yaml(params_file)
     profile = data.get("profile", "demo")
-    for key, value in (values or {}).items():
-        if value is not None:
-            absolute = task.override(profile, key) if task is not None else key
-            overrides.append(f"{absolute}={value}")
-    params = load_params(params_file, overrides, data=data)
+    typed = {(task.override(profile, key) if task is not None else key): (str(value) if isinstance(value, Path)
+                                                                           else value)
+             for key, value in (values or {}).items() if value is not None}
+    params = load_params(params_file, list(overrides or []), data=data, values=typed)
     return params, params_file.resolve().parent
 
 
@@ -117,11 +119,20 @@ def run_stage(task: Task, stage: Stage, values: dict[str, Any]) -> Any:
         if option.kwarg:
             kwargs[option.name] = value
     params, root = load(params_file, overrides, task, settings)
+    from cvflow.params import trace_reads
     from cvflow.tracking import STAGE, check_store, tracking_uri
 
     if stage.tracked:  # a store that cannot be used says so before any work, not after it
         check_store(tracking_uri(root))
-    STAGE.set(task.stage_name(stage, variant))
+    name = task.stage_name(stage, variant)
+    STAGE.set(name)
+    trace_reads(params, name)  # with CVFLOW_PARAMS_TRACE set: the params keys the stage reads, written at exit
+    if stage.recipe or stage.verb == "pretrain":  # a training stage: on every device of the box (or boxes)?
+        from cvflow.stages import launch
+
+        plan = launch.plan(params.common)
+        if plan is not None:
+            return launch.launch(plan, ARGV.get() or sys.argv[1:], name)
     result = getattr(import_module(task.module), stage.function)(params, root, **kwargs)
     if stage.echo_paths:
         for path in result.values():
@@ -208,19 +219,24 @@ def _from_ctrl_c(error: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
+    from cvflow.stages.launch import report_in_worker
+
     catch_interrupts()
+    ARGV.set(list(sys.argv[1:] if argv is None else argv))
     try:
         build_app()(args=argv, standalone_mode=True)
     except UserError as error:
         message = " ".join(str(error).split())  # one line, whatever the message held
-        click.echo(f"cvflow: error: {message}", err=True)
+        if not report_in_worker(UserError(message)):
+            click.echo(f"cvflow: error: {message}", err=True)
         return error.exit_code
     except KeyboardInterrupt:
-        click.echo("cvflow: interrupted; rerun the same command to resume from the last checkpoint", err=True)
+        if not report_in_worker(None):
+            click.echo(INTERRUPTED, err=True)
         return 130
     except SystemExit as done:
-        if done.code == 130 and _from_ctrl_c(done):
-            click.echo("cvflow: interrupted; rerun the same command to resume from the last checkpoint", err=True)
+        if done.code == 130 and _from_ctrl_c(done) and not report_in_worker(None):
+            click.echo(INTERRUPTED, err=True)
         raise
     return 0
 

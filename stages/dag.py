@@ -63,10 +63,16 @@ def code_deps(task: Task, stage: Stage, root: Path) -> list[str]:
     return sorted(path.relative_to(root).as_posix() for path in files)
 
 
-def _params(task: Task, stage: Stage, variant: str | None, smoked: set[str]) -> list[str]:
+def _overlaps(a: str, b: str) -> bool:
+    """True when params keys ``a`` and ``b`` (relative to one section; "" the whole of it) share a value."""
+    return not a or not b or a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def _params(task: Task, stage: Stage, variant: str | None, smoked: dict[str, tuple[str, ...]]) -> list[str]:
     if not stage.params and task.key is None:
         return []
     keys = ["profile"]
+    own: list[str] = []
     for key in (*stage.params, *stage.variant_params.get(variant or "", ())):
         key = key.format(variant=variant)
         if key == "profile":
@@ -74,16 +80,20 @@ def _params(task: Task, stage: Stage, variant: str | None, smoked: set[str]) -> 
         if key.startswith("common."):
             keys.append(key)
         else:
+            own.append(key)
             keys.append(f"{task.key}.${{profile}}" + (f".{key}" if key else ""))
-    if task.key in smoked:  # the smoke switch changes this task's values
-        keys += ["common.smoke", f"smoke.{task.key}"]
+    # the smoke switch, and of the smoke section the keys that lay over what this stage reads: a smoke value
+    # added for another stage (a new variant's recipe) leaves this one up to date
+    laid = [key for key in smoked.get(task.key or "", ()) if any(_overlaps(key, mine) for mine in own)]
+    if laid:
+        keys += ["common.smoke", *(f"smoke.{task.key}.{key}" for key in laid)]
     return keys
 
 
-def smoked_tasks(root: Path) -> set[str]:
-    """The tasks params.yaml's ``smoke`` section changes."""
+def smoked_tasks(root: Path) -> dict[str, tuple[str, ...]]:
+    """The tasks params.yaml's ``smoke`` section changes, each with the keys it lays over their profile."""
     data = load_yaml((root / "params.yaml").read_text(encoding="utf-8")) or {}
-    return set((data.get("smoke") or {}))
+    return {task: tuple(values or {}) for task, values in (data.get("smoke") or {}).items()}
 
 
 def stages_dict(tasks: tuple[Task, ...], root: Path) -> dict[str, Any]:

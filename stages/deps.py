@@ -232,8 +232,10 @@ def reached(entries: dict[str, set[str]]) -> Reached:
     def package_of(name: str) -> str:
         return name if is_package(name) else name.rpartition(".")[0]
 
+    discovery = f"{module_file(PIPELINES)}:"  # the task modules' import by name, followed above
+
     def follow(found: Imports) -> None:
-        dynamic.extend(found.dynamic)
+        dynamic.extend(d for d in found.dynamic if not d.startswith(discovery))
         for module, names in found.pairs:
             if module != PACKAGE and not module.startswith(PACKAGE + "."):
                 continue
@@ -255,6 +257,10 @@ def reached(entries: dict[str, set[str]]) -> Reached:
         if name not in files:
             files[name] = path
             top = _top_level(tree)
+            if name == PIPELINES:  # its task modules are found, then imported by name: follow the same discovery
+                from cvflow.pipelines.task import task_modules
+
+                pending.extend((module, WHOLE, False) for module in task_modules(path.parent, PIPELINES))
             follow(imports_of(top, package_of(name), where=str(path)))
             todo += [n for n in _refs(top) if n in defs]
         if names is WHOLE and is_task_module(name):

@@ -26,6 +26,14 @@ def shared(*parts: str) -> Path:
     return path
 
 
+def variants(task: str, verb: str = "train") -> tuple[str, ...]:
+    """The variants a task's stage declares (``variants("hotdog")``: finetune, scratch, probe): what tests loop over,
+    so a variant added to the declaration is tested without another literal."""
+    from cvflow.pipelines import TASKS
+
+    return next(t for t in TASKS if t.name == task).stage(verb).variants
+
+
 def tiny_params() -> dict:
     """The repository's params.yaml shrunk so a whole hot dog run takes seconds."""
     data = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -34,7 +42,7 @@ def tiny_params() -> dict:
     demo["transforms"].update(train_crop=32, test_resize=36, test_crop=32)
     demo["pretrain"].update(images_per_class=6, image_size=32)
     demo["pretrain"]["recipe"].update(epochs=1, batch_size=16)
-    for variant in ("finetune", "scratch"):
+    for variant in variants("hotdog"):
         demo[variant].update(epochs=2, batch_size=8)
     demo["grid_images"] = 4
     return data
@@ -71,7 +79,9 @@ def git_copy(root: Path) -> dict:
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}
     env.pop("MLFLOW_TRACKING_URI", None)  # the default store, inside the project
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
+    # what a fresh clone has, and the new files of a working tree under development (a module dvc.yaml lists)
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True)
     for name in filter(None, files.stdout.split("\0")):
         if (REPO / name).is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -160,7 +170,8 @@ def pipeline_copy(tmp_path_factory) -> SimpleNamespace:
     tests/test_e2e_dvc.py)."""
     root = tmp_path_factory.mktemp("pipeline") / "cvflow"
     env = git_copy(root)
-    return SimpleNamespace(root=root, env=env, dvc=[sys.executable, "-m", "dvc"], smoke=None, demo=None)
+    return SimpleNamespace(root=root, env=env, dvc=[sys.executable, "-m", "dvc"], smoke=None, demo=None,
+                           trace=root.parent / "params-trace")
 
 
 @pytest.fixture(scope="session")
@@ -170,7 +181,8 @@ def smoke_pass(pipeline_copy) -> SimpleNamespace:
     copy = pipeline_copy
     start = time.monotonic()
     copy.smoke = subprocess.run([*copy.dvc, "exp", "run", "-S", "common.smoke=true"], cwd=copy.root,
-                                env=copy.env, capture_output=True, text=True, timeout=1800)
+                                env={**copy.env, "CVFLOW_PARAMS_TRACE": str(copy.trace)}, capture_output=True,
+                                text=True, timeout=1800)  # each stage records the params keys it reads
     copy.smoke_seconds = time.monotonic() - start
     return copy
 

@@ -19,6 +19,7 @@ import yaml
 
 from cvflow.stages.dag import code_deps, expand, render, repo_root
 from cvflow.stages.deps import has_code, imports_of, is_exempt, module_file, reached
+from conftest import variants
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,8 +91,8 @@ def test_a_task_module_is_a_dep_only_of_stages_that_use_its_code():
     users = {name for name, spec in stages.items() if hotdog in spec["deps"]}
     # every stage imports every declaration (params validation); only hot dog's stages run its code, and the
     # report prints its declared book section (texts and the book's numbers)
-    assert users == {"fetch-hotdog", "pretrain-hotdog", "train-hotdog-finetune", "train-hotdog-scratch",
-                     "evaluate-hotdog", "report"}, users
+    trains = {f"train-hotdog-{variant}" for variant in variants("hotdog")}
+    assert users == {"fetch-hotdog", "pretrain-hotdog", *trains, "evaluate-hotdog", "report"}, users
     # the declarations and the command layer are exempt, never a dep
     for spec in stages.values():
         assert not any(d.startswith("stages/") or d in ("pipelines/__init__.py", "pipelines/task.py")
@@ -180,3 +181,20 @@ def test_chart_titles_have_no_quotes():
 
     titles = [title for task in TASKS for title in task.charts]
     assert titles and not [t for t in titles if "'" in t or '"' in t]
+
+
+def test_a_stage_tracks_only_the_smoke_keys_laid_over_what_it_reads():
+    """26.2: a smoke value added for one stage (a new variant's recipe) leaves the task's other stages up to date:
+    each stage tracks the smoke switch and, of the task's smoke section, only the keys over its own params."""
+    from cvflow.pipelines import TASKS
+    from cvflow.stages.dag import _params
+
+    hotdog = next(t for t in TASKS if t.name == "hotdog")
+    smoked = {"hotdog": ("demo", "transforms", "pretrain", "finetune", "scratch", "probe", "another", "grid_images")}
+    finetune = _params(hotdog, hotdog.stage("train"), "finetune", smoked)
+    assert "common.smoke" in finetune and "smoke.hotdog.finetune" in finetune
+    assert not {"smoke.hotdog.another", "smoke.hotdog.scratch", "smoke.hotdog", "smoke.hotdog.pretrain"} & set(finetune)
+    fetch = _params(hotdog, hotdog.stage("fetch"), None, smoked)
+    assert [k for k in fetch if k.startswith("smoke.")] == ["smoke.hotdog.demo"]
+    # a stage whose reads the smoke section does not touch does not track the switch either
+    assert "common.smoke" not in _params(hotdog, hotdog.stage("fetch"), None, {"hotdog": ("finetune",)})

@@ -44,6 +44,8 @@ BOOK = [
     ("hotdog.real.scratch.optim.lr", 5e-4, "13.2 train_fine_tuning(scratch_net, 5e-4, param_group=False)"),
     ("hotdog.real.scratch.optim.weight_decay", 1e-3, "13.2 weight_decay=0.001"),
     ("hotdog.real.scratch.optim.head_lr_mult", 1, "13.2 param_group=False: one lr"),
+    ("hotdog.real.scratch.optim.momentum", 0.0, "13.2 SGD(net.parameters(), lr, weight_decay=0.001): no momentum"),
+    ("hotdog.real.scratch.optim.scheduler", "none", "13.2 no schedule"),
     ("hotdog.real.scratch.batch_size", 128, "13.2 batch_size=128"),
     ("hotdog.real.scratch.epochs", 5, "13.2 num_epochs=5"),
     ("hotdog.real.scratch.loss_reduction", "sum", "13.2 train_batch_ch13: l.sum().backward()"),
@@ -64,6 +66,7 @@ BOOK = [
     ("bananas.real.recipe.optim.weight_decay", 5e-4, "13.7 weight_decay=5e-4"),
     ("bananas.real.recipe.optim.momentum", 0.0, "13.7 SGD without momentum"),
     ("bananas.real.recipe.optim.scheduler", "none", "13.7 no schedule"),
+    ("bananas.real.recipe.optim.head_lr_mult", 1, "13.7 one lr for every layer"),
     ("bananas.real.recipe.epochs", 20, "13.7 num_epochs = 20"),
     ("bananas.real.recipe.batch_size", 32, "13.6 load_data_bananas(batch_size=32)"),
     ("bananas.real.recipe.loss_reduction", "mean", "13.7 l.mean().backward()"),
@@ -100,6 +103,7 @@ BOOK = [
     ("kaggle_cifar10.real.recipe.optim.scheduler", "step", "13.13 lr_scheduler.StepLR(trainer, lr_period, lr_decay)"),
     ("kaggle_cifar10.real.recipe.optim.step_size", 4, "13.13 lr_period = 4"),
     ("kaggle_cifar10.real.recipe.optim.gamma", 0.9, "13.13 lr_decay = 0.9"),
+    ("kaggle_cifar10.real.recipe.optim.head_lr_mult", 1, "13.13 SGD(net.parameters(), ...): one lr"),
     ("kaggle_cifar10.real.recipe.epochs", 20, "13.13 num_epochs = 20"),
     ("kaggle_cifar10.real.recipe.batch_size", 128, "13.13 batch_size = 128"),
     ("kaggle_cifar10.real.recipe.loss_reduction", "sum", "13.13 train_batch_ch13: l.sum().backward()"),
@@ -144,6 +148,7 @@ BOOK = [
     ("kaggle_dogs.real.recipe.optim.scheduler", "step", "13.14 lr_scheduler.StepLR(trainer, lr_period, lr_decay)"),
     ("kaggle_dogs.real.recipe.optim.step_size", 2, "13.14 lr_period = 2"),
     ("kaggle_dogs.real.recipe.optim.gamma", 0.9, "13.14 lr_decay = 0.9"),
+    ("kaggle_dogs.real.recipe.optim.head_lr_mult", 1, "13.14 SGD over the head's parameters: one lr"),
     ("kaggle_dogs.real.recipe.epochs", 10, "13.14 num_epochs = 10"),
     ("kaggle_dogs.real.recipe.batch_size", 128, "13.14 batch_size = 128 (demo = False)"),
     ("kaggle_dogs.real.recipe.loss_reduction", "sum", "13.14 train(): l = loss(output, labels).sum(); l.backward() "
@@ -319,10 +324,14 @@ def test_smoke_switch_lays_the_smoke_section_over_the_active_profile_and_set_win
     assert on.task("hotdog").finetune.optim.lr == off.task("hotdog").finetune.optim.lr  # untouched keys stay
     assert on.hotdog.real == off.hotdog.real  # only the active profile
     assert load_params(path, ["common.smoke=true", "hotdog.demo.finetune.epochs=3"]).task("hotdog").finetune.epochs == 3
-    for task in smoke:  # every stage of the DAG reruns under the switch: dvc.yaml tracks the switch and section
-        stages = [s for s in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()
-                  if any(str(k).startswith(f"{task}.${{profile}}") for k in s.get("params", []))]
-        assert stages and all({"common.smoke", f"smoke.{task}"} <= set(s["params"]) for s in stages), task
+    for task in smoke:  # a stage whose values the switch changes tracks the switch and the smoke keys laid over them
+        stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()
+        for key in smoke[task]:
+            readers = [s for s in stages if any(str(k) in (f"{task}.${{profile}}", f"{task}.${{profile}}.{key}")
+                                                or str(k).startswith(f"{task}.${{profile}}.{key}.")
+                                                for k in s.get("params", []))]
+            assert readers and all({"common.smoke", f"smoke.{task}.{key}"} <= set(s["params"]) for s in readers), \
+                (task, key)
 
 
 def test_a_typo_in_the_smoke_section_is_one_line_even_with_the_switch_off(tmp_path):
@@ -337,3 +346,89 @@ def test_a_typo_in_the_smoke_section_is_one_line_even_with_the_switch_off(tmp_pa
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(ParamsError, match=r"smoke\.hotdogs: no task"):
         load_params(path)
+
+
+# --------------------------------------------------------------------------- every param stated, every read recorded
+
+
+def test_params_yaml_states_every_field_no_schema_default_is_used():
+    """A default the file omits is read by stages and tracked by none (dvc.yaml tracks the file's values)."""
+    from cvflow.params import defaults_used
+
+    assert defaults_used(load_params(REPO / "params.yaml")) == []
+
+
+def test_defaults_used_names_an_omitted_field_down_the_tree():
+    from cvflow.params import defaults_used
+
+    data = _repo_params()
+    del data["hotdog"]["real"]["finetune"]["optim"]["momentum"]
+    del data["common"]["pin_memory"]
+    assert defaults_used(validate(data)) == ["common.pin_memory", "hotdog.real.finetune.optim.momentum"]
+
+
+#: run in a process of its own: the trace patches the params classes and writes at exit
+_TRACE_SCRIPT = """
+import sys
+from cvflow.params import trace_reads
+from cvflow.pipelines import load_params
+
+params = load_params(sys.argv[1])
+trace_reads(params, "train-bananas")
+cfg = params.task("bananas")
+cfg.recipe.optim.lr                         # a leaf, three models down
+cfg.demo.model_dump(mode="json")            # a whole model dumped: all its leaves
+cfg.recipe.model_copy(update={"epochs": 1}).epochs   # a copy reads its source whole; reads of the copy add nothing
+"""
+
+
+def test_trace_records_leaves_read_through_nested_models_at_exit(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from cvflow.params import TRACE_ENV
+
+    env = {**__import__("os").environ, TRACE_ENV: str(tmp_path / "trace")}
+    done = subprocess.run([sys.executable, "-c", _TRACE_SCRIPT, str(REPO / "params.yaml")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    trace = json.loads((tmp_path / "trace" / "train-bananas.json").read_text())
+    recipe = {f"bananas.demo.recipe.{key}" for key in ("epochs", "batch_size", "loss_reduction")} | {
+        f"bananas.demo.recipe.optim.{key}" for key in
+        ("name", "lr", "momentum", "weight_decay", "head_lr_mult", "scheduler", "step_size", "gamma")}
+    assert trace == {"stage": "train-bananas", "profile": "demo", "read": sorted(
+        {"profile", "bananas.demo.demo.train", "bananas.demo.demo.test", "bananas.demo.demo.seed"} | recipe)}
+
+
+def test_trace_is_off_without_the_variable(monkeypatch):
+    """Unset, nothing is installed: reading params costs what it always did."""
+    from cvflow import params as module
+
+    monkeypatch.delenv(module.TRACE_ENV, raising=False)
+    params = load_params(REPO / "params.yaml")
+    module.trace_reads(params, "train-bananas")
+    assert module._TRACE is None
+    assert all("__getattribute__" not in vars(type(model)) for _, model, _, _ in module.fields(params))
+
+
+def test_trace_folder_that_cannot_be_written_is_a_user_error(tmp_path, monkeypatch):
+    from cvflow.errors import UserError
+    from cvflow.params import TRACE_ENV, trace_reads
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv(TRACE_ENV, str(tmp_path / "file" / "trace"))
+    with pytest.raises(UserError, match=f"{TRACE_ENV}=.*cannot write .*train-bananas.json"):
+        trace_reads(load_params(REPO / "params.yaml"), "train-bananas")
+
+
+def test_coverage_flags_a_read_key_no_declared_section_tracks():
+    from cvflow.params import unread_declared, untracked_reads
+
+    read = {"profile", "bananas.demo.recipe.optim.lr", "bananas.demo.nms_threshold", "common.seed", "common.hub_url"}
+    declared = ["profile", "common.seed", "bananas.${profile}.recipe", "bananas.${profile}.prior_prob"]
+    assert untracked_reads(read, declared, "demo") == ["bananas.demo.nms_threshold"]  # hub_url: UNTRACKED
+    assert untracked_reads(read, declared, "real") == ["bananas.demo.nms_threshold", "bananas.demo.recipe.optim.lr"]
+    assert unread_declared(read, declared, "demo") == ["bananas.demo.prior_prob"]
+    # a section covers its own keys, not a key that merely starts with its name
+    assert untracked_reads({"bananas.demo.recipe_x"}, ["bananas.${profile}.recipe"], "demo") == ["bananas.demo.recipe_x"]

@@ -17,7 +17,7 @@ import yaml
 from cvflow.pipelines import CHAPTER, TASKS, load_params
 from cvflow.pipelines.report import OUT, files_read, report, sections
 from cvflow.pipelines.task import Effect, Number, Section, Task
-from conftest import REPO
+from conftest import REPO, variants
 from test_plots_offline import _Page
 
 BOOK_SECTIONS = [f"13.{n}" for n in range(1, 15)]
@@ -175,6 +175,35 @@ def test_a_report_chart_must_be_one_of_its_tasks_charts():
         files_read((task,))
 
 
+def _two(first: Section, second: Section) -> tuple[Task, Task]:
+    return (Task(name="a", module=__name__, stages=(), report=(first,)),
+            Task(name="b", module=__name__, stages=(), report=(second,)))
+
+
+def test_two_tasks_sections_of_one_number_must_say_which_continues_which():
+    """A typo in a book number must not merge two sections silently: the second says ``continues=``."""
+    with pytest.raises(ValueError, match=r"13\.1 is declared by tasks a and b: give the second "
+                                         r"Section\(\.\.\., continues='a'\)"):
+        sections(_two(Section("13.1", "Image augmentation", "x"), Section("13.1", "Image augmentation", "y")))
+
+
+def test_a_continuation_follows_its_head_whatever_the_task_order():
+    head = Section("13.1", "Image augmentation", "runs.", numbers=(Number("acc", "m.json:acc"),), pictures=("a.png",))
+    more = Section("13.1", "Image augmentation", "gallery.", pictures=("b.png",), continues="b")
+    ((section, owners),) = sections(_two(more, head))  # the continuing task comes first in the task list
+    assert (section.title, section.text, section.pictures) == ("Image augmentation", "runs. gallery.",
+                                                               ("a.png", "b.png"))
+    assert [t.name for t in owners] == ["b", "a"] and section.numbers == head.numbers
+
+
+def test_a_continuation_must_name_the_task_of_that_section_and_keep_its_title():
+    with pytest.raises(ValueError, match="task b: report section 13.1 continues task 'c', which declares no section"):
+        sections(_two(Section("13.1", "Image augmentation", "x"), Section("13.1", "Image augmentation", "y",
+                                                                           continues="c")))
+    with pytest.raises(ValueError, match="use the same title"):
+        sections(_two(Section("13.1", "Image augmentation", "x"), Section("13.1", "Gallery", "y", continues="a")))
+
+
 # ----------------------------------------------------------------------------- the page
 
 
@@ -188,8 +217,14 @@ def test_the_page_has_every_section_numbers_and_books_and_loads_nothing(tmp_path
     assert hotdog["cells"][:3] == ["fine-tune: test accuracy", "0.900", "0.940"]  # this run's, then the book's
     assert all(check.startswith("holds:") for v in page.found.values() for check in v["checks"])
     assert sum(len(v["checks"]) for v in page.found.values()) == sum(len(s.effects) for s, _ in sections(CHAPTER))
-    # every picture and chart embedded: 2 predictions + 2 charts in 13.2
-    assert len(hotdog["images"]) == 4 and all(src.startswith("data:image/png;base64,") for src in hotdog["images"])
+    # the linear probe beside them: this run's number, none from the book (which does not run it)
+    row = hotdog["cells"].index("linear probe: test accuracy")
+    assert hotdog["cells"][row + 1:row + 3] == ["0.500", "—"]
+    # every picture and chart embedded: a prediction grid per hot dog variant + its 2 charts in 13.2
+    (section,) = next(t for t in TASKS if t.name == "hotdog").report
+    assert len(section.pictures) == len(variants("hotdog")) and len(section.charts) == 2
+    assert len(hotdog["images"]) == len(variants("hotdog")) + 2
+    assert all(src.startswith("data:image/png;base64,") for src in hotdog["images"])
     text = (tmp_path / OUT).read_text(encoding="utf-8")
     fetching = _Page()
     fetching.feed(text)

@@ -23,7 +23,7 @@ from cvflow.engine.runtime import seed_everything
 from cvflow.engine.trainer import ClassificationTask, Trainer, make_loader
 from cvflow.engine.runtime import DistInfo
 
-from conftest import checkpoint_epoch, run_cvflow
+from conftest import checkpoint_epoch, run_cvflow, variants
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,8 @@ def test_two_process_ddp_training_on_cpu(project, mlflow_uri):
     # The two-rank test accuracy equals a single-process evaluation of the same weights: a rank that
     # reports only its own shard, or shards that overlap or leave images out, change it. (A ratio cannot
     # see every image counted twice: test_ddp_evaluation_counts_every_example_once counts them.)
-    shutil.copy(models / "scratch.pt", models / "finetune.pt")  # `evaluate hotdog` tests both variants
+    for variant in (v for v in variants("hotdog") if v != "scratch"):  # `evaluate hotdog` tests every variant
+        shutil.copy(models / "scratch.pt", models / f"{variant}.pt")
     result = run_cvflow("evaluate", "hotdog", "--device", "cpu", cwd=project)
     assert result.returncode == 0, result.stderr[-3000:]
     single = json.loads((project / "metrics" / "hotdog.json").read_text())

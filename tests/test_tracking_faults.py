@@ -23,14 +23,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run_cvflow, tiny_params
+from conftest import run_cvflow, tiny_params, variants
 from cvflow.errors import UserError
 from cvflow.tracking import ENV_URI, StoreError, Tracker, check_store, find_run
 
 #: what `cvflow evaluate hotdog` writes (its `outs` and `metrics` in dvc.yaml)
-EVALUATE_OUTPUTS = ("data/reports/hotdog/curves.png", "data/reports/hotdog/finetune_predictions.png",
-                    "data/reports/hotdog/scratch_predictions.png", "metrics/hotdog/finetune_test_predictions.csv",
-                    "metrics/hotdog/scratch_test_predictions.csv", "metrics/hotdog.json")
+def _evaluate_outputs() -> tuple[str, ...]:
+    from cvflow.pipelines.hotdog import TASK
+
+    stage = TASK.stage("evaluate")
+    return tuple(sorted(stage.outs + stage.metrics))
+
+
+EVALUATE_OUTPUTS = _evaluate_outputs()  # what `cvflow evaluate hotdog` writes (its DVC outputs), from its declaration
 
 
 # ----------------------------------------------------------------------------- the faults
@@ -312,8 +317,8 @@ def trained(tmp_path_factory):
     project.mkdir()
     (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     env = {ENV_URI: f"sqlite:///{folder / 'mlflow.db'}", "CVFLOW_WARM": "0"}
-    for args in (("fetch", "hotdog"), ("pretrain", "hotdog"), ("train", "hotdog", "--variant", "finetune"),
-                 ("train", "hotdog", "--variant", "scratch")):
+    for args in (("fetch", "hotdog"), ("pretrain", "hotdog"),
+                 *(("train", "hotdog", "--variant", variant) for variant in variants("hotdog"))):
         result = run_cvflow(*args, cwd=project, env=env)
         assert result.returncode == 0, result.stderr[-3000:]
     return project
@@ -373,5 +378,4 @@ def test_an_api_that_fails_after_the_check_fails_evaluate_and_a_sound_store_take
     logged = {run.info.run_name: run.data.metrics.get("eval_test_acc") for run in runs
               if run.info.run_name != "source"}  # the pretraining run: not evaluated here
     metrics = json.loads((trained / "metrics" / "hotdog.json").read_text())
-    assert logged == {"finetune": pytest.approx(metrics["finetune"]["test_acc"]),
-                      "scratch": pytest.approx(metrics["scratch"]["test_acc"])}
+    assert logged == {variant: pytest.approx(metrics[variant]["test_acc"]) for variant in variants("hotdog")}

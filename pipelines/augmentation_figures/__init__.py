@@ -11,5 +11,5 @@ TASK: Task[None] = Task(
                   outs=("data/reports/augmentation",), echo_paths=True),),
     report=(Section("13.1", "Image augmentation", "The book's augmentations of cat1.jpg, eight random draws each: "
                     "flips, random resized crops, brightness, hue, colour, and all combined.",
-                    pictures=("data/reports/augmentation/overview.png",)),),
+                    pictures=("data/reports/augmentation/overview.png",), continues="cifar10"),),
 )

@@ -22,13 +22,15 @@ reruns the other's stages.
 from __future__ import annotations
 
 import copy
+import os
+import sys
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Iterable, Iterator, Literal, Mapping, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cvflow.errors import ParamsError
+from cvflow.errors import ParamsError, UserError
 
 PROFILES = ("demo", "real")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -56,6 +58,15 @@ class Common(Strict):
         "compete with training for the same cores)"
     )
     pin_memory: Literal["auto", "on", "off"] = Field("auto", description="auto: on for CUDA")
+    devices: Union[Literal["auto"], int] = Field(
+        "auto", description="processes per machine that train a training stage together (DDP, started by PyTorch's "
+        "elastic launcher): auto: one per visible CUDA device, else 1; N: N processes (on CPU too, gloo); the batch "
+        "size stays the global one"
+    )
+    nodes: int = Field(
+        1, ge=1, le=1024, description="machines that train a training stage together; above 1, every machine runs the "
+        "same stage with CVFLOW_RDZV_ENDPOINT (node 0's host:port) and CVFLOW_NODE_RANK set (docs/gpus.md)"
+    )
     image_cache: Literal["decoded", "none"] = Field(
         "decoded", description="image folders: decoded (full-size uint8 kept in memory, up to image_cache_mb; the "
         "rest decoded per sample) | none (every sample decoded in the loader, bounded memory: use num_workers >= 2)"
@@ -69,12 +80,33 @@ class Common(Strict):
         False, description="run every stage for seconds on tiny data: the top-level `smoke` section's values "
         "replace the active profile's (an install check; `dvc exp run -S common.smoke=true`)"
     )
+    system_metrics: bool = Field(
+        True, description="log the machine's use (CPU, memory, disk, network; NVIDIA GPU utilisation and memory) to "
+        "every training run's MLflow run as system/* metrics (MLflow's system metrics; false: none)"
+    )
+    system_metrics_interval: float = Field(
+        10.0, ge=0.1, le=3600, description="seconds between two samples of system_metrics (MLflow's default; "
+        "benchmarks/bench_system_metrics.py measures the cost)"
+    )
+
+    @property
+    def system_metrics_every(self) -> float | None:
+        """The sampling interval :meth:`cvflow.tracking.Tracker.start` takes: None when system metrics are off
+        (said once here for every tracked run: the engine's and style transfer's)."""
+        return self.system_metrics_interval if self.system_metrics else None
 
     @field_validator("num_workers")
     @classmethod
     def _workers(cls, value: Union[str, int]) -> Union[str, int]:
         if value != "auto" and not 0 <= int(value) <= 64:
             raise ValueError("must be auto or a number of processes from 0 to 64")
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: Union[str, int]) -> Union[str, int]:
+        if value != "auto" and not 1 <= int(value) <= 1024:
+            raise ValueError("must be auto or a number of processes from 1 to 1024")
         return value
 
     @field_validator("device")
@@ -125,6 +157,26 @@ class Recipe(Strict):
         "(the book's train_batch_ch13 sums, so its learning rates for 13.1, 13.2, 13.11, 13.13 and 13.14 assume "
         "sum; TinySSD in 13.7 takes the mean)"
     )
+
+
+class FrozenRecipe(Recipe):
+    """A recipe that keeps part of the network as it starts (a linear probe: a pretrained body, only the new head
+    trains; :mod:`cvflow.engine.freeze`)."""
+
+    freeze: tuple[str, ...] = Field(
+        min_length=1, description="modules kept as they start, by their names in the network (named_modules(): "
+        "layer4 is layer4 and everything in it): no gradients, and their BatchNorm statistics stay the source's"
+    )
+
+    @field_validator("freeze")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        bad = [name for name in value if not re.fullmatch(r"\w+(\.\w+)*", name)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is no module name: use dotted names such as layer4 or layer4.1.bn2")
+        return value
 
 
 class ImageTransforms(Strict):
@@ -385,23 +437,170 @@ def apply_smoke(data: dict, source: str = "params.yaml") -> dict:
 
 
 def load_params(model: type[ParamsBase], path: str | Path = "params.yaml", overrides: list[str] | None = None,
-                data: dict | None = None) -> ParamsBase:
-    """Read (unless ``data``, the file already read, is given), apply ``--set`` overrides, and
-    validate the WHOLE file. With ``common.smoke: true``, the ``smoke`` section replaces values of
-    each task's active profile first (``--set`` still wins)."""
+                data: dict | None = None, values: Mapping[str, Any] | None = None) -> ParamsBase:
+    """Read (unless ``data``, the file already read, is given), apply ``--set`` overrides (``KEY=VALUE`` text, the
+    value read as YAML) and then ``values`` (absolute dotted keys to typed values, as a command's options give
+    them: set as they are, never turned into text and read back), and validate the WHOLE file. With
+    ``common.smoke: true``, the ``smoke`` section replaces values of each task's active profile first (``--set``
+    and ``values`` still win)."""
     path = Path(path)
     data = read_yaml(path) if data is None else data
-    source = str(path) + (" (with --set overrides)" if overrides else "")
+    source = str(path) + (" (with --set overrides)" if overrides or values else "")
+    settings = [parse_override(text) for text in overrides or ()] + list((values or {}).items())
 
-    def overridden(values: dict) -> dict:
-        if overrides:
-            values = copy.deepcopy(values)
-            for text in overrides:
-                set_dotted(values, *parse_override(text))
-        return values
+    def overridden(tree: dict) -> dict:
+        if settings:
+            tree = copy.deepcopy(tree)
+            for key, value in settings:
+                set_dotted(tree, key, value)
+        return tree
 
     data = overridden(data)
     smoked = apply_smoke(data, source)
     if (data.get("common") or {}).get("smoke") is True:
         data = overridden(smoked)
     return validate(data, model, source)
+
+
+# --------------------------------------------------------------------------- which params a stage reads
+
+
+def fields(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, BaseModel, str, Any]]:
+    """Every field of ``model``'s tree, depth first: (absolute dotted key, the model holding it, its name, its
+    value). Read through ``object.__getattribute__``, so walking a traced tree records nothing."""
+    values = object.__getattribute__(model, "__dict__")
+    for name in type(model).__pydantic_fields__:
+        key = f"{prefix}.{name}" if prefix else name
+        yield key, model, name, values[name]
+        if isinstance(values[name], BaseModel):
+            yield from fields(values[name], key)
+
+
+def defaults_used(params: BaseModel) -> list[str]:
+    """The keys whose value came from the schema's default, not from the file (pydantic's ``model_fields_set``)."""
+    return [key for key, model, name, _ in fields(params)
+            if name not in object.__getattribute__(model, "__pydantic_fields_set__")]
+
+
+#: A folder: with it set, each `cvflow` stage command writes ``<folder>/<stage>.json``, the params keys it read
+#: (``tests/test_params_read.py`` checks them against the stage's params in dvc.yaml).
+TRACE_ENV = "CVFLOW_PARAMS_TRACE"
+
+#: The keys a stage may read without dvc.yaml tracking them: no value of theirs changes an output, a metric or
+#: a logged model, only where or how fast the same values are computed. Everything else a stage reads is
+#: tracked, even what only the machine seems to decide (``device``, ``num_workers`` and ``channels_last``
+#: change the kernels that sum, and the workers the random augmentations that are drawn).
+UNTRACKED: dict[str, str] = {
+    "common.pin_memory": "page-locked copies of the same batches (a transfer speed-up): the same values arrive",
+    "common.image_cache": "where decoded images wait, in memory or decoded again per sample: the same pixels",
+    "common.image_cache_mb": "the decoded cache's cap: the same pixels, only memory and time change",
+    "common.hub_url": "where downloads come from: every hub file is checked against its SHA-1 (the same bytes or "
+                      "an error)",
+    "common.system_metrics": "whether MLflow also records the machine's use (system/* metrics) during a run: no "
+                             "output file, metric or model of the stage changes",
+    "common.system_metrics_interval": "how often the machine's use is sampled into MLflow: no output of the stage "
+                                      "changes",
+}
+
+
+class _Trace:
+    """The params keys one process reads from its validated params: each model of the tree, by identity, with
+    its key; a field read on one of them records the field's key (a whole model read records its leaves)."""
+
+    def __init__(self, params: BaseModel, stage: str, target: Path):
+        self.stage, self.target, self.read = stage, target, set()
+        self.profile = object.__getattribute__(params, "__dict__").get("profile")
+        # the models themselves are held, so no id is reused by another object while the trace lives
+        self.models: dict[int, tuple[BaseModel, str]] = {id(params): (params, "")}
+        self.leaves: list[str] = []
+        for key, _, _, value in fields(params):
+            if isinstance(value, BaseModel):
+                self.models[id(value)] = (value, key)
+            else:
+                self.leaves.append(key)
+
+    def record(self, model: BaseModel, name: str, value: Any) -> None:
+        entry = self.models.get(id(model))
+        if entry is None or entry[0] is not model:
+            return  # a model of its own (a copy, a default made later): its source's read is recorded already
+        key = entry[1]
+        if name == "__dict__":  # the whole model: dumped, copied, compared or printed (pydantic reads __dict__)
+            self.read.update(leaf for leaf in self.leaves if not key or leaf.startswith(key + "."))
+        elif name in type(model).__pydantic_fields__ and not isinstance(value, BaseModel):
+            self.read.add(f"{key}.{name}" if key else name)
+
+    def write(self) -> None:
+        """Write the keys read (with those an earlier run of the same stage and profile recorded there); a
+        trace that cannot be written is removed, so a check finds it missing rather than stale."""
+        import json
+
+        from cvflow.fileio import write_json
+
+        read = set(self.read)
+        try:
+            earlier = json.loads(self.target.read_text(encoding="utf-8") or "{}")
+            if earlier.get("profile") == self.profile:
+                read.update(earlier.get("read", ()))
+            write_json(self.target, {"stage": self.stage, "profile": self.profile, "read": sorted(read)})
+        except (OSError, ValueError) as error:
+            self.target.unlink(missing_ok=True)
+            print(f"cvflow: error: {TRACE_ENV}: could not write {self.target} ({error})", file=sys.stderr)
+
+
+_TRACE: _Trace | None = None
+
+
+def _traced_getattribute(self: BaseModel, name: str) -> Any:
+    value = object.__getattribute__(self, name)
+    if _TRACE is not None:
+        _TRACE.record(self, name, value)
+    return value
+
+
+def _write_trace() -> None:
+    if _TRACE is not None:
+        _TRACE.write()
+
+
+def trace_reads(params: BaseModel, stage: str) -> None:
+    """With ``CVFLOW_PARAMS_TRACE`` set to a folder, record which params keys this process reads from ``params``
+    (attribute reads down to leaves, a dumped or copied model as all its leaves) and write them to
+    ``<folder>/<stage>.json`` at exit. Unset, it does nothing: the recording hook is installed only here.
+
+    No library records attribute reads of pydantic models, hence this hook on the tree's own classes."""
+    global _TRACE
+    folder = os.environ.get(TRACE_ENV)
+    if not folder:
+        return
+    target = Path(folder) / f"{stage}.json"
+    try:  # a trace that cannot be written stops the stage before its work, not after it
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
+    except OSError as error:
+        raise UserError(f"{TRACE_ENV}={folder}: cannot write {target} ({error.strerror}); point it at a writable "
+                        "folder or unset it") from None
+    if _TRACE is None:
+        import atexit
+
+        atexit.register(_write_trace)
+    else:  # another stage in the same process (tests): the earlier one is done
+        _TRACE.write()
+    _TRACE = _Trace(params, stage, target)
+    for model, _ in _TRACE.models.values():
+        type(model).__getattribute__ = _traced_getattribute  # type: ignore[method-assign]
+
+
+def untracked_reads(read: Iterable[str], declared: Iterable[str], profile: str) -> list[str]:
+    """The keys of ``read`` that no key of ``declared`` (a dvc.yaml stage's params; ``${profile}`` resolved; a
+    section covers its keys) tracks, less :data:`UNTRACKED`."""
+    covers = [key.replace("${profile}", profile) for key in declared]
+    return sorted(key for key in read if key not in UNTRACKED
+                  and not any(key == cover or key.startswith(cover + ".") for cover in covers))
+
+
+def unread_declared(read: Iterable[str], declared: Iterable[str], profile: str) -> list[str]:
+    """The keys of ``declared`` (``${profile}`` resolved) of which nothing in ``read`` is read."""
+    read = list(read)
+    return sorted(cover for cover in (key.replace("${profile}", profile) for key in declared)
+                  if not any(key == cover or key.startswith(cover + ".") or cover.startswith(key + ".")
+                             for key in read))

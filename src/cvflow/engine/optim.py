@@ -15,10 +15,18 @@ def head_and_body(model: nn.Module, head: nn.Module) -> tuple[list[nn.Parameter]
 
 
 def build_optimizer(groups: Iterable[dict], cfg) -> torch.optim.Optimizer:
-    """``groups``: torch parameter groups, each may carry ``lr_mult``; ``cfg``: :class:`cvflow.params.Optim`."""
+    """``groups``: torch parameter groups, each may carry ``lr_mult``; ``cfg``: :class:`cvflow.params.Optim`.
+
+    Only parameters that train (``requires_grad``) are given to the optimizer: a frozen one
+    (:mod:`cvflow.engine.freeze`) is no optimizer's, and a group left empty (a frozen body's) goes.
+    """
     param_groups = []
     for group in groups:
         group = dict(group)
+        params = group["params"]
+        group["params"] = [p for p in ([params] if isinstance(params, torch.Tensor) else params) if p.requires_grad]
+        if not group["params"]:
+            continue
         mult = group.pop("lr_mult", 1.0)
         group["lr"] = cfg.lr * mult
         param_groups.append(group)

@@ -36,13 +36,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from cvflow.engine.checkpoint import fingerprint
+from cvflow.engine.freeze import freeze
 from cvflow.engine.paths import RunPaths
 from cvflow.engine.optim import build_optimizer, build_scheduler
 from cvflow.engine.runtime import (
@@ -58,6 +59,10 @@ from cvflow.engine.runtime import (
 )
 from cvflow.engine.trainer import Trainer, make_loader
 
+if TYPE_CHECKING:  # only in annotations: a run needs no params schema nor MLflow's model code to import
+    from cvflow.params import Recipe
+    from cvflow.serving import Servable
+
 #: Per-epoch figures that depend on the machine, not on the run: MLflow only, never in DVC outputs.
 TIMING_KEYS = ("epoch_seconds", "examples_per_sec")
 
@@ -72,7 +77,7 @@ class RunSpec:
     task: Any                             # an engine Task with a ``reduction`` field
     train_set: Dataset
     eval_set: Dataset | None
-    recipe: Any                           # cvflow.params.Recipe: epochs, batch_size, optim, loss_reduction
+    recipe: Recipe                        # epochs, batch_size, optim, loss_reduction (a FrozenRecipe adds freeze)
     config: dict[str, Any]                # what defines the run: logged as params, fingerprinted
     inputs: Mapping[str, Path]            # the data sets read (name -> folder): fingerprint and MLflow inputs
     classes: Sequence[str] = ()
@@ -84,7 +89,9 @@ class RunSpec:
     curve_label: str = "accuracy"
     title: str = ""
     input_digests: Mapping[str, str] = field(default_factory=dict)  # e.g. the DVC hash of an input folder
-    serve: Any = None                     # cvflow.serving.Servable: how MLflow logs (and registers) the model
+    serve: Servable | None = None         # how MLflow logs (and registers) the model
+    freeze: Sequence[str] = ()            # modules kept as built (cvflow.engine.freeze), e.g. a linear probe's body
+    freeze_key: str = "freeze"            # the params key that sets ``freeze``, named in its errors
 
 
 @dataclass
@@ -189,8 +196,9 @@ def train_run(spec: RunSpec, params: Any) -> RunResult:
     try:
         seed_everything(common.seed + dist.rank)
         model = spec.build()
+        frozen = freeze(model, spec.freeze, spec.freeze_key)
         groups = spec.groups(model) if spec.groups else [{"params": model.parameters()}]
-        optimizer = build_optimizer(groups, recipe.optim)
+        optimizer = build_optimizer(groups, recipe.optim)  # the parameters that train: the frozen ones left out
         task = dataclasses.replace(spec.task, reduction=recipe.loss_reduction)
         loader_kwargs = dict(dist_info=dist, seed=common.seed, num_workers=resolve_workers(common.num_workers, device),
                              pin_memory=use_pin_memory(device, common.pin_memory), collate_fn=spec.collate_fn)
@@ -203,7 +211,7 @@ def train_run(spec: RunSpec, params: Any) -> RunResult:
                           {"settings": fingerprint(spec.config), "code": code_digest(), "data": fingerprint(digests)},
                           scheduler=build_scheduler(optimizer, recipe.optim, recipe.epochs, len(train_loader)),
                           precision=precision, channels_last=use_channels_last(device, common.channels_last),
-                          dist_info=dist, description=spec.paths.name)
+                          dist_info=dist, description=spec.paths.name, frozen=frozen)
         extra = trainer.resume() or {}
         if dist.is_main:
             tracker = Tracker(spec.paths.root, spec.paths.task, spec.paths.name)
@@ -211,8 +219,10 @@ def train_run(spec: RunSpec, params: Any) -> RunResult:
             run_id = None
             if tracker is not None:
                 run_id = tracker.start(extra.get("mlflow_run_id"),
-                                       tags={**runtime_tags(device, precision, dist, params.profile), **spec.tags})
-                tracker.log_params({"profile": params.profile, "common": common.model_dump(mode="json"),
+                                       tags={**runtime_tags(device, precision, dist, params.profile), **spec.tags},
+                                       system_metrics=common.system_metrics_every)
+                tracker.log_params({"profile": params.profile, "world_size": dist.world_size,  # fixed: a resume checks it
+                                    "common": common.model_dump(mode="json"),
                                     "run": spec.config})
                 tracker.log_inputs({name: (folder, spec.input_digests.get(name) or digests[name])
                                     for name, folder in spec.inputs.items()})

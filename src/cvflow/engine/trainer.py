@@ -27,7 +27,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from cvflow.console import info, progress
-from cvflow.engine.checkpoint import load_checkpoint, save_checkpoint
+from cvflow.engine.checkpoint import check_world_size, load_checkpoint, save_checkpoint
+from cvflow.engine.freeze import keep_frozen
 from cvflow.engine.optim import steps_per_batch
 from cvflow.engine.runtime import DistInfo, Precision, all_reduce_sum, barrier, rng_state, set_rng_state
 from cvflow.errors import TrainingError, raise_if_interrupted
@@ -162,6 +163,7 @@ class Trainer:
     dist_info: DistInfo = field(default_factory=DistInfo)
     check_every: int | None = None  # steps between NaN checks; default 1 on CPU, 50 on GPUs
     description: str = "train"
+    frozen: Sequence[nn.Module] = ()  # modules kept as they start (cvflow.engine.freeze): in eval mode every epoch
     history: list[dict] = field(default_factory=list, init=False)
     start_epoch: int = field(default=0, init=False)
     extra: dict = field(default_factory=dict, init=False)
@@ -192,6 +194,7 @@ class Trainer:
                 info(f"{self.checkpoint_path}: discarded, it was made by {_what_differs(state.get('fingerprint'), self.fingerprint)}; "
                      "starting afresh")
             return None
+        check_world_size(self.checkpoint_path, state, self.dist_info.world_size)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
@@ -255,6 +258,7 @@ class Trainer:
 
     def train_epoch(self, loader: DataLoader, epoch: int) -> dict[str, float]:
         self._net.train()
+        keep_frozen(self.frozen)  # train() just put them in training mode: their BatchNorm statistics would move
         sums: dict[str, torch.Tensor] = {}
         counter = torch.zeros((), dtype=torch.long, device=self.device)
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
