@@ -36,3 +36,21 @@ def load_checkpoint(path: Path) -> dict | None:
         raise TrainingError(
             f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to start the run afresh"
         ) from None
+
+
+def saved_world_size(state: dict) -> int:
+    """How many processes trained the run that wrote ``state``: it holds one RNG state per rank."""
+    return len(state.get("rng") or []) or 1
+
+
+def check_world_size(path: Path, state: dict, world_size: int) -> None:
+    """A checkpoint resumes only on the world size that wrote it: its per-rank RNG states, data shards and
+    per-rank batch hold for that many processes, so another count would not end where the run would have.
+    Said in one line (exit 2) with both ways out, rather than resumed wrongly or discarded silently."""
+    saved = saved_world_size(state)
+    if saved != world_size:
+        raise TrainingError(
+            f"{path}: this checkpoint was written by {saved} training process(es), this run has {world_size}; set "
+            f"common.devices (x common.nodes) back to {saved} process(es) to resume it, or delete {path} to start the "
+            "run over"
+        )
