@@ -9,6 +9,10 @@ user's repository, so its runs land in the same store as every other run.
 A resumed training reopens its MLflow run (the run id travels in the checkpoint) and
 :meth:`Tracker.reconcile` logs exactly the epochs MLflow is missing, so an interruption
 never loses an epoch nor logs one twice.
+
+While a run is open, MLflow's own system-metrics monitor samples the machine (CPU, memory, disk, network; NVIDIA
+GPUs where ``nvidia-ml-py`` finds a driver) into its ``system/*`` metrics: :meth:`Tracker.start` starts it for the
+run it created or reopened, :meth:`Tracker.end` stops it before the run ends, so no sampling thread outlives the run.
 """
 
 from __future__ import annotations
@@ -382,6 +386,7 @@ class Tracker:
         self.experiment = experiment
         self.run_name = run_name
         self.run_id: str | None = None
+        self._monitor: Any = None  # MLflow's SystemMetricsMonitor of the open run, when it samples the machine
         self.client = store_client(self.uri)
         with _store_lock(self.uri):  # two stages starting at once create the experiment once
             found = self.client.get_experiment_by_name(experiment)
@@ -393,12 +398,16 @@ class Tracker:
             else:
                 self.experiment_id = found.experiment_id
 
-    def start(self, run_id: str | None = None, tags: Mapping[str, str] | None = None) -> str:
+    def start(self, run_id: str | None = None, tags: Mapping[str, str] | None = None,
+              system_metrics: float | None = None) -> str:
         """Reopen ``run_id`` if it still exists, else create a new run; return the run id.
 
         ``tags`` are set on a reopened run too: the device, precision or world size of a
         resumed attempt may differ from the first one's, and the run shows the latest.
+        ``system_metrics``: seconds between two samples of the machine logged to the run
+        (:attr:`cvflow.params.Common.system_metrics_every`), None for none.
         """
+        self._stop_monitor()  # a run started again on this tracker: the earlier run's monitor first
         stage = STAGE.get()
         tags = {**({"stage": stage} if stage else {}), **(tags or {})}
         if run_id:
@@ -418,7 +427,38 @@ class Tracker:
             self.run_id = run.info.run_id
         else:
             self.set_tags({**git_tags(self.project_dir), **(tags or {})})
+        if system_metrics is not None:
+            self._start_monitor(system_metrics, resumed=bool(run_id) and run_id == self.run_id)
         return self.run_id
+
+    def _start_monitor(self, interval: float, resumed: bool) -> None:
+        """Sample the machine into this run every ``interval`` seconds with MLflow's
+        ``SystemMetricsMonitor`` (the fluent ``start_run`` would start it, but cvflow creates its runs with the
+        client). A reopened run's samples continue from its last step (``resume_logging``). MLflow's
+        ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL``, when set, wins over ``interval``, as MLflow documents."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        # quiet: its INFO lines (started, stopping, no GPU found) would be in every stage's output, and its warnings
+        # come from a store that failed, which the stage reports in its own one line (or the last flush, below);
+        # set here, after importing MLflow, whose logging setup sets its loggers' levels on import
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.ERROR)
+        with store_errors(self.uri, "starting the system metrics"):
+            self._monitor = SystemMetricsMonitor(self.run_id, sampling_interval=interval, resume_logging=resumed,
+                                                 tracking_uri=self.uri)
+        self._monitor.start()
+
+    def _stop_monitor(self) -> None:
+        """Stop the sampling thread (joined: none outlives the run) and log the samples of the interval in
+        progress: MLflow's ``finish`` drops them, so a run shorter than one interval would show no system metrics
+        at all. The run is still open here (RUNNING): :meth:`end` stops the monitor before it ends the run."""
+        monitor, self._monitor = self._monitor, None
+        if monitor is None:
+            return
+        monitor.finish()
+        monitor.collect_metrics()  # the machine as the run ends: with the samples since the last one logged
+        with store_errors(self.uri, "logging the system metrics"):
+            monitor.publish_metrics(monitor.aggregate_metrics())
+            monitor.mlflow_logger.flush()
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -546,14 +586,20 @@ class Tracker:
         """This run as the fluent API's active run (``mlflow.pyfunc.log_model`` logs into the active
         run). Leaving it marks the run FINISHED; :meth:`end` then sets its real status."""
         self._mlflow.set_tracking_uri(self.uri)
-        return self._mlflow.start_run(run_id=self.run_id)
+        # the run's own monitor (:meth:`start`) samples it already: never a second one from the fluent API (a
+        # user's MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true would start one here, logging the same steps twice)
+        return self._mlflow.start_run(run_id=self.run_id, log_system_metrics=False)
 
     def end(self, status: str = "FINISHED") -> None:
         """End the run as FINISHED, FAILED (an error) or KILLED (interrupted). When the store is gone
-        the run stays as the store last saw it (RUNNING) and a rerun of the command resumes it."""
+        the run stays as the store last saw it (RUNNING) and a rerun of the command resumes it. The system
+        metrics monitor stops first, whatever the status: its last samples land while the run is still open."""
         if self.run_id:
             try:
-                self.client.set_terminated(self.run_id, status=status)
+                try:
+                    self._stop_monitor()
+                finally:  # the run ends even when its last samples could not be logged
+                    self.client.set_terminated(self.run_id, status=status)
             except StoreError:  # a failed or interrupted stage reports its own error, not the store's
                 if status == "FINISHED":
                     raise
