@@ -305,7 +305,7 @@ def test_another_user_who_makes_the_socket_folder_first_gets_nothing(plant):
     chose its exit code. Now the folder is verified (owner, mode 0700, not a link) and the command runs cold,
     sending nothing; nothing is chmod-ed through the link."""
     src = Path(__file__).resolve().parents[1]
-    script = f'mount -t tmpfs -o mode=1777 tmpfs /tmp && exec "$0" -c "$1" "$2" "$3" "$4" "$5"'
+    script = 'mount -t tmpfs -o mode=1777 tmpfs /tmp && exec "$0" -c "$1" "$2" "$3" "$4" "$5"'
     out = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, sys.executable, _VICTIM,
                           _ATTACKER, str(src), plant, OTHER_PYTHON], capture_output=True, text=True, timeout=120,
                          cwd="/")
