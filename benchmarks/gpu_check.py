@@ -219,7 +219,8 @@ def real_profile(root: Path, device: str, smoke: bool) -> None:
     params["common"].update(device=device, smoke=smoke)
     # The smoke overlay's `views: 1` would replace the real profile's `views: 0` (the frozen ResNet-34 on every
     # augmented batch, the book's way and the cost to measure), as in tests/test_real_profile.py.
-    params["smoke"]["kaggle_dogs"].pop("views", None)
+    params["smoke"]["kaggle_dogs"]["views"] = params["kaggle_dogs"]["real"]["views"]  # the key stays: dvc.yaml
+    # tracks each smoke key a stage reads
     # The real data sets are not available offline: each real profile's own twin (`data.source: demo`, the
     # `demo` sizes of the real section: VOC at 480-500 px for the book's 320x480 crops), fetched by setup_stages.
     for section in params.values():

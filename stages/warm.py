@@ -43,7 +43,7 @@ What else keeps it correct:
   handlers included; a client that disappears (killed) takes its child down with it.
 * It runs on Linux (fork, descriptors over Unix sockets, ``SO_PEERCRED``); elsewhere, under torchrun
   (``RANK`` set), or with ``CVFLOW_WARM=0``, every command runs cold.
-* The server exits after ``IDLE`` seconds without a command.
+* The server exits after ``IDLE`` seconds without a command running or coming.
 
 No maintained library forks warm Python processes for separate command-line invocations (the standard
 library's ``multiprocessing.forkserver`` serves only its own parent program), hence this module.
@@ -63,7 +63,7 @@ import sys
 import time
 from pathlib import Path
 
-IDLE = 60.0  # seconds without a command before the server exits
+IDLE = 60.0  # seconds with no command running or coming before the server exits
 REQUEST_TIMEOUT = 5.0  # seconds a connection has to send its request before the server closes it
 START_TIMEOUT = 120.0  # seconds a client waits for its command to start (the server importing) before going cold
 ENV_SWITCH = "CVFLOW_WARM"
@@ -545,6 +545,18 @@ def _run_command(request: dict, fds: list[int], entry) -> None:
         os._exit(code)
 
 
+def _alive(pid: int) -> bool:
+    """True while the server's child ``pid`` runs (SIGCHLD is ignored, so an ended one is reaped at once and its
+    pid is no longer ours)."""
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the pid was reused by another user's process: ours has ended
+        return False
+
+
 def _gone(conn: socket.socket) -> bool:
     """True when the client has closed its end (it sends nothing after its request)."""
     import select
@@ -681,10 +693,14 @@ def serve(path: str, idle: float = IDLE, entry=None) -> None:
         stamp = _stamp()
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the supervisors are reaped by the kernel
         server.settimeout(idle)
+        running: set[int] = set()  # the supervisors of commands not yet ended
         while True:
             try:
                 conn, _ = server.accept()
             except socket.timeout:
+                running = {pid for pid in running if _alive(pid)}
+                if running:  # idle means idle since the last command ended: a stage that trains for minutes
+                    continue  # keeps the server for the stages after it (they ran cold and started another)
                 _log(f"no command for {idle:.0f} s; exiting")
                 return
             peer = _peer_uid(conn)
@@ -717,12 +733,14 @@ def serve(path: str, idle: float = IDLE, entry=None) -> None:
                     os.close(fd)
                 return
             conn.settimeout(None)
-            if os.fork() == 0:
+            supervisor = os.fork()
+            if supervisor == 0:
                 try:  # never back into this loop (nor its finally, which removes the socket) from a child
                     server.close()
                     _supervise(conn, request, fds, entry)
                 finally:
                     os._exit(1)
+            running.add(supervisor)
             conn.close()
             for fd in fds:
                 os.close(fd)

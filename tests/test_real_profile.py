@@ -116,8 +116,9 @@ def _real_profile(root: Path, paths: dict[str, Path]) -> dict:
     for task, path in paths.items():
         params[task]["real"]["data"].update(source="local", path=str(path))
     # The smoke overlay's `views: 1` would replace the real profile's `views: 0`, the book's path that a GPU
-    # user runs (the frozen ResNet-34 on freshly augmented images in every batch): keep the real one.
-    del params["smoke"]["kaggle_dogs"]["views"]
+    # user runs (the frozen ResNet-34 on freshly augmented images in every batch): lay the real one over itself
+    # (the key stays: dvc.yaml tracks each smoke key a stage reads)
+    params["smoke"]["kaggle_dogs"]["views"] = params["kaggle_dogs"]["real"]["views"]
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return params
 

@@ -428,6 +428,22 @@ def test_a_silent_connection_neither_blocks_others_nor_keeps_the_server_up(tmp_p
     again.close()
 
 
+def test_the_server_stays_while_a_command_runs_past_its_idle_time_then_leaves(tmp_path, warm_dir):
+    """A stage that trains for minutes kept no server: the one it ran in left after its idle time, so the stages
+    after it ran cold and started another. Idle counts from the last command's end."""
+    env = _env(warm_dir)
+    server, path = _server(env, tmp_path, idle=1)
+    done = tmp_path / "done"
+    client = _client(env, tmp_path, "wait", str(done))
+    assert int(client.stdout.readline()) != client.pid, "the command did not run warm"
+    time.sleep(3)  # three idle times
+    assert server.poll() is None, "the server left while its command ran"
+    done.touch()
+    client.communicate(timeout=60)
+    server.wait(timeout=30)
+    assert "no command for 1 s; exiting" in _log(path)
+
+
 def test_ctrl_z_stops_the_command_fg_continues_it_and_signals_reach_it(tmp_path, warm_dir):
     env = _env(warm_dir)
     _server(env, tmp_path)
