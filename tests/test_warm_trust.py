@@ -242,7 +242,25 @@ def test_a_read_only_mount_for_the_command_is_read_only_for_it(tmp_path, warm_di
 # ----------------------------------------------------------------------------- only the user reaches the server
 
 
-_ATTACKER = r"""
+# what the other user's programs (standard library only) do with a connection: count the bytes it sends until it
+# closes or goes quiet, answering each chunk with ``reply`` (a server's lines) when given
+_DRAIN = r"""
+def drain(conn, reply=b""):
+    received = 0
+    try:
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            received += len(data)
+            if reply:
+                conn.sendall(reply)
+    except OSError:
+        pass
+    return received
+"""
+
+_ATTACKER = _DRAIN + r"""
 import os, socket, sys, time
 folder, name, link = sys.argv[1], sys.argv[2], sys.argv[3] == "link"
 target = "/tmp/attacker"
@@ -263,15 +281,7 @@ while not os.path.exists("/tmp/victim-done") and time.monotonic() < deadline:
     except socket.timeout:
         continue
     conn.settimeout(2)
-    try:
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                break
-            received += len(data)
-            conn.sendall(b"PID 1\nEXIT 0\n")
-    except OSError:
-        pass
+    received += drain(conn, b"PID 1\nEXIT 0\n")
 open("/tmp/attacker/received", "w").write(str(received))
 """
 
@@ -318,23 +328,14 @@ def test_another_user_who_makes_the_socket_folder_first_gets_nothing(plant):
     assert set(found["target_files"]) <= {"ready", "received", found["name"]}, "the victim wrote into that folder"
 
 
-_LISTENER = r"""
+_LISTENER = _DRAIN + r"""
 import os, socket, sys
 path = sys.argv[1]
 server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 server.bind(path); os.chmod(path, 0o777); server.listen(1); server.settimeout(20)
 print("ready", flush=True)
 conn, _ = server.accept(); conn.settimeout(3)
-received = 0
-try:
-    while True:
-        data = conn.recv(65536)
-        if not data:
-            break
-        received += len(data)
-except OSError:
-    pass
-print(received, flush=True)
+print(drain(conn), flush=True)
 """
 
 

@@ -46,6 +46,13 @@ class Strict(BaseModel):
 # --------------------------------------------------------------------------- common
 
 
+def _auto_or_processes(value: Union[str, int], low: int, high: int) -> Union[str, int]:
+    """``auto``, or a number of processes from ``low`` to ``high``."""
+    if value != "auto" and not low <= int(value) <= high:
+        raise ValueError(f"must be auto or a number of processes from {low} to {high}")
+    return value
+
+
 class Common(Strict):
     seed: int = Field(0, ge=0, description="seed for Python, NumPy and torch")
     device: str = Field("auto", description="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
@@ -98,16 +105,12 @@ class Common(Strict):
     @field_validator("num_workers")
     @classmethod
     def _workers(cls, value: Union[str, int]) -> Union[str, int]:
-        if value != "auto" and not 0 <= int(value) <= 64:
-            raise ValueError("must be auto or a number of processes from 0 to 64")
-        return value
+        return _auto_or_processes(value, 0, 64)
 
     @field_validator("devices")
     @classmethod
     def _devices(cls, value: Union[str, int]) -> Union[str, int]:
-        if value != "auto" and not 1 <= int(value) <= 1024:
-            raise ValueError("must be auto or a number of processes from 1 to 1024")
-        return value
+        return _auto_or_processes(value, 1, 1024)
 
     @field_validator("device")
     @classmethod
