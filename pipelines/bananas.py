@@ -46,7 +46,7 @@ def data_dir(root: Path) -> Path:
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
     from cvflow.data.sources.bananas import fetch_bananas
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("bananas")
     return fetch_bananas(data_dir(root), source or cfg.data.source, path=path or cfg.data.path,
                          hub_url=params.common.hub_url, downloads=root / "data" / "downloads",
                          n_train=cfg.demo.train, n_val=cfg.demo.test, seed=cfg.demo.seed)
@@ -117,7 +117,7 @@ def train(params: Params, root: Path) -> dict:
     from cvflow.pipelines.lineage import dvc_digests
     from cvflow.serving import Servable
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("bananas")
     val_set = _val_set(cfg, root)
     config = {"recipe": cfg.recipe.model_dump(mode="json"), "augment": cfg.augment, "seed": params.common.seed,
               "image_size": cfg.image_size, "prior_prob": cfg.prior_prob, "input_max": cfg.input_max,
@@ -168,7 +168,7 @@ def evaluate(params: Params, root: Path) -> dict:
     from cvflow.engine.trainer import make_loader, move_to
     from cvflow.fileio import write_json
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("bananas")
     net, data, device, precision, tracker = _load_net(params, root)
     val_set = _val_set(cfg, root)
     loader = make_loader(val_set, 32, train=False, collate_fn=book_collate, pin_memory=device.type == "cuda")
@@ -219,7 +219,7 @@ def predict(params: Params, root: Path) -> Path:
     from cvflow.detection.ssd import detect, detections
     from cvflow.fileio import atomic_path
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("bananas")
     net, _, device, precision, tracker = _load_net(params, root)
     val_set = _val_set(cfg, root)
     count = min(cfg.grid_images, len(val_set))
@@ -281,20 +281,20 @@ REPORT = (
 )
 
 TASK: Task[BananasProfile] = Task(
-    name="bananas", module=__name__, profile=BananasProfile, title="13.6-13.7 TinySSD on bananas",
+    name="bananas", profile=BananasProfile, title="13.6-13.7 TinySSD on bananas",
     stages=(
-        fetch_stage(DATA, "demo | d2l | local",
+        fetch_stage(fetch, DATA, "demo | d2l | local",
                     "Banana detection (13.6) into data/banana-detection/bananas_{train,val}/."),
-        Stage("train", "train", "TinySSD on the banana detection set (book 13.7).", recipe="recipe", deps=(DATA,),
+        Stage("train", train, "TinySSD on the banana detection set (book 13.7).", recipe="recipe", deps=(DATA,),
               # the thresholds go into the registered model: its served answers use them
               params=(*RUN_COMMON, *DATA_PARAMS, "image_size", "recipe", "prior_prob", "augment", "input_max",
                       "nms_threshold", "conf_threshold"),
               **run_files(EXPERIMENT, RUN), tracked=True),
-        Stage("evaluate", "evaluate", "metrics/bananas.json: mAP@0.5, mAP@[0.5:0.95], class error (and its "
+        Stage("evaluate", evaluate, "metrics/bananas.json: mAP@0.5, mAP@[0.5:0.95], class error (and its "
               "all-background baseline), bbox MAE.", deps=(DATA, "data/models/bananas/tinyssd.pt"),
               params=("common.device", "common.precision", "image_size", "input_max", "nms_threshold"),
               metrics=("metrics/bananas.json",), tracked=True),
-        Stage("predict", "predict", "data/reports/bananas/predictions.png: boxes above conf_threshold on "
+        Stage("predict", predict, "data/reports/bananas/predictions.png: boxes above conf_threshold on "
               "validation images.", deps=(DATA, "data/models/bananas/tinyssd.pt"),
               params=("common.device", "common.precision", "image_size", "input_max", "nms_threshold", "conf_threshold",
                       "grid_images"), outs=("data/reports/bananas/predictions.png",), tracked=True),

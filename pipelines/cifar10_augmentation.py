@@ -60,7 +60,7 @@ def data_dir(root: Path) -> Path:
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
     from cvflow.data.sources.cifar import fetch_cifar10
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("cifar10")
     source = source or cfg.data.source
     result = fetch_cifar10(data_dir(root), source, path=path or cfg.data.path, n_train=cfg.demo.train,
                            n_test=cfg.demo.test, seed=cfg.demo.seed)
@@ -132,7 +132,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
     from cvflow.pipelines.lineage import dvc_digests
     from cvflow.serving import Servable
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("cifar10")
     augment = variant == "augment"
     test_set = _split(cfg, root, False, False)
     config = {"net": cfg.net.model_dump(mode="json"),
@@ -166,7 +166,7 @@ def evaluate(params: Params, root: Path) -> dict:
     from cvflow.plots import training_curves
     from cvflow.tracking import find_run
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("cifar10")
     device = resolve_device(params.common.device)
     precision = Precision.resolve(device, params.common.precision)
     test_set = _split(cfg, root, False, False)
@@ -221,16 +221,16 @@ REPORT = (Section(
     charts=tuple(CHARTS), runs=(f"{EXPERIMENT}/augment", f"{EXPERIMENT}/no-augment")),)
 
 TASK: Task[CifarProfile] = Task(
-    name="cifar10", module=__name__, profile=CifarProfile, title="13.1 image augmentation",
+    name="cifar10", profile=CifarProfile, title="13.1 image augmentation",
     stages=(
-        fetch_stage("data/cifar10", "demo | torchvision | local",
+        fetch_stage(fetch, "data/cifar10", "demo | torchvision | local",
                     "CIFAR-10 for augmentation (13.1) into data/cifar10/cifar-10-batches-py/.", params=("",)),
-        Stage("train", "train", "The CIFAR ResNet-18 with and without image augmentation (book 13.1).",
+        Stage("train", train, "The CIFAR ResNet-18 with and without image augmentation (book 13.1).",
               variants=VARIANTS, variant_help="augment: the book's train_augs (flip; the demo adds a padded crop); "
               "no-augment: the same run without them", recipe="recipe", deps=("data/cifar10",),
               params=(*RUN_COMMON, *DATA_PARAMS, "train_images", "net"),
               variant_params={"augment": ("augment", "recipe"), "no-augment": ("recipe",)}, **run_files(EXPERIMENT), tracked=True),
-        Stage("evaluate", "evaluate", "metrics/cifar10-augmentation.json: test accuracy with and without "
+        Stage("evaluate", evaluate, "metrics/cifar10-augmentation.json: test accuracy with and without "
               "augmentation, and the difference.",
               deps=("data/cifar10", f"data/models/{EXPERIMENT}/augment.pt", f"data/models/{EXPERIMENT}/no-augment.pt",
                     f"metrics/{EXPERIMENT}/augment_history.csv", f"metrics/{EXPERIMENT}/no-augment_history.csv",

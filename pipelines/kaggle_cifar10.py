@@ -71,7 +71,7 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
 
     from cvflow.competition import fetch as fetch_files
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_cifar10")
     return fetch_files(competition(), root, source or cfg.data.source, path or cfg.data.path, params.common.hub_url,
                        generate=lambda folder: generate_kaggle_cifar10(folder, cfg.demo.train, cfg.demo.test,
                                                                        cfg.demo.seed))
@@ -80,7 +80,7 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
 def prepare(params: Params, root: Path) -> dict:
     from cvflow.competition import prepare as reorganise
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_cifar10")
     return reorganise(competition(), root, cfg.valid_ratio, params.common.seed, cfg.reorg)
 
 
@@ -130,7 +130,7 @@ def _folder(params: Params, root: Path, split: str, transform, classes=None):
     """A prepared split (``train``, ``valid``, ``train_valid``) as an image folder, decoded once."""
     from cvflow.competition import split as prepared_split
 
-    return prepared_split(competition(), root, split, transform, TASK.cfg(params).reorg,
+    return prepared_split(competition(), root, split, transform, params.task("kaggle_cifar10").reorg,
                           f"kaggle_cifar10.{params.profile}.reorg", params.common, classes)
 
 
@@ -145,7 +145,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
 
     if variant not in VARIANTS:  # before the folder named after it is looked for
         raise UserError(f"--variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_cifar10")
     train_tf, test_tf = _transforms(cfg)
     train_set = _folder(params, root, variant, train_tf)
     valid_set = _folder(params, root, "valid", test_tf, train_set.classes) if variant == "train" else None
@@ -179,7 +179,7 @@ def predict(params: Params, root: Path) -> Path:
     import cvflow.models.cifar  # noqa: F401  (registers the architecture the model file names)
     from cvflow.tracking import find_run
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_cifar10")
     model_file = run_paths(root, "train_valid").model
     model, data = load_model(model_file)
     classes = list(data["classes"])
@@ -213,7 +213,7 @@ def evaluate(params: Params, root: Path, labels: Path | None = None) -> dict:
     import cvflow.models.cifar  # noqa: F401  (registers the architecture the model file names)
     from cvflow.tracking import find_run
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_cifar10")
     model_file = run_paths(root, "train").model
     model, data = load_model(model_file)
     classes = list(data["classes"])
@@ -281,22 +281,22 @@ REPORT = (Section(
     charts=tuple(CHARTS), runs=(f"{EXPERIMENT}/train", f"{EXPERIMENT}/train_valid")),)
 
 TASK: Task[KaggleCifarProfile] = Task(
-    name="kaggle-cifar10", module=__name__, profile=KaggleCifarProfile, title="13.13 Kaggle CIFAR-10",
+    name="kaggle-cifar10", profile=KaggleCifarProfile, title="13.13 Kaggle CIFAR-10",
     stages=(
-        fetch_stage("data/kaggle-cifar10", "demo | d2l | kaggle | local",
+        fetch_stage(fetch, "data/kaggle-cifar10", "demo | d2l | kaggle | local",
                     "Kaggle CIFAR-10 (13.13) into data/kaggle-cifar10/ (train/, test/, trainLabels.csv)."),
-        prepare_stage("kaggle-cifar10"),
-        Stage("train", "train", "The CIFAR ResNet-18 on Kaggle's CIFAR-10 (book 13.13).", variants=VARIANTS,
+        prepare_stage(prepare, "kaggle-cifar10"),
+        Stage("train", train, "The CIFAR ResNet-18 on Kaggle's CIFAR-10 (book 13.13).", variants=VARIANTS,
               variant_help="train: on train, valid for model selection; train_valid: the same recipe on all "
               "labelled images (the final model)", recipe="recipe", deps=("data/kaggle-cifar10-prepared",),
               params=(*RUN_COMMON, *DATA_PARAMS, "valid_ratio", "reorg", "net", "transforms", "recipe"),
               **run_files(EXPERIMENT), tracked=True),
-        Stage("predict", "predict", "data/submissions/kaggle-cifar10.csv: every test image through the "
+        Stage("predict", predict, "data/submissions/kaggle-cifar10.csv: every test image through the "
               "train_valid model, checked, id,label.",
               deps=("data/kaggle-cifar10", "data/kaggle-cifar10-prepared", "data/models/kaggle-cifar10/train_valid.pt"),
               params=("common.device", "common.precision", "common.num_workers", "transforms", "recipe.batch_size"),
               outs=("data/submissions/kaggle-cifar10.csv",), tracked=True),
-        Stage("evaluate", "evaluate", "metrics/kaggle-cifar10.json: valid accuracy (and per class); with --labels "
+        Stage("evaluate", evaluate, "metrics/kaggle-cifar10.json: valid accuracy (and per class); with --labels "
               "the submission's test accuracy.",
               options=(Option("labels", Path, "id,label CSV of the test images: also score the submission",
                               kwarg=True),),
@@ -304,7 +304,7 @@ TASK: Task[KaggleCifarProfile] = Task(
                     "data/submissions/kaggle-cifar10.csv"),
               params=("common.device", "common.precision", "reorg", "transforms"), metrics=("metrics/kaggle-cifar10.json",),
               tracked=True),
-        submit_stage("cifar-10 (13.13)", "data/submissions/kaggle-cifar10.csv",
+        submit_stage(submit, "cifar-10 (13.13)", "data/submissions/kaggle-cifar10.csv",
                      "the git commit and the newest finished MLflow run"),
     ),
     charts=CHARTS,

@@ -144,7 +144,7 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
 
     from cvflow.competition import fetch as fetch_files
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_dogs")
     return fetch_files(competition(), root, source or cfg.data.source, path or cfg.data.path, params.common.hub_url,
                        generate=lambda folder: generate_kaggle_dogs(
                            folder, DOG_BREEDS[: cfg.demo.breeds], cfg.demo.train, cfg.demo.test, cfg.demo.seed))
@@ -153,7 +153,7 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
 def prepare(params: Params, root: Path) -> dict:
     from cvflow.competition import prepare as reorganise
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_dogs")
     return reorganise(competition(), root, cfg.valid_ratio, params.common.seed, cfg.reorg)
 
 
@@ -195,7 +195,7 @@ def _servable(params: Params, root: Path, variant: str, identity: dict):
     import cvflow.models.resnet  # noqa: F401  (registers the architecture of the source model)
     from cvflow.serving import Servable
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_dogs")
     weights = cfg.backbone.weights
     backbone = {"weights": "imagenet", "layer": cfg.backbone.layer}
     modules: list[str] = []
@@ -218,7 +218,7 @@ def _backbone(params: Params, root: Path):
     from cvflow.models.files import load_model
     import cvflow.models.resnet  # noqa: F401  (registers the architecture the model file names)
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_dogs")
     setting = f"kaggle_dogs.{params.profile}.backbone.weights"
     weights = cfg.backbone.weights
     if weights == "imagenet":
@@ -236,7 +236,7 @@ def _backbone(params: Params, root: Path):
 
 def _features_config(params: Params, identity: dict) -> dict:
     """What the cached features depend on: a cache made otherwise is refused."""
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_dogs")
     return {"backbone": identity, "layer": cfg.backbone.layer, "views": cfg.views, "tta_flip": cfg.tta_flip,
             "transforms": cfg.transforms.model_dump(mode="json"), "seed": params.common.seed}
 
@@ -245,7 +245,7 @@ def _image_folder(params: Params, root: Path, split: str, transform, classes=Non
     """A prepared split (``train``, ``valid``, ``train_valid``) as an image folder, decoded once."""
     from cvflow.competition import split as prepared_split
 
-    return prepared_split(competition(), root, split, transform, TASK.cfg(params).reorg,
+    return prepared_split(competition(), root, split, transform, params.task("kaggle_dogs").reorg,
                           f"kaggle_dogs.{params.profile}.reorg", params.common, classes)
 
 
@@ -261,7 +261,7 @@ def features(params: Params, root: Path) -> Path:
     from cvflow.engine.runtime import resolve_workers
     from cvflow.fileio import atomic_path
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_dogs")
     common = params.common
     device = resolve_device(common.device)
     run = dict(batch_size=256, device=device, precision=Precision.resolve(device, common.precision),
@@ -383,7 +383,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
 
     if variant not in VARIANTS:
         raise UserError(f"--variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_dogs")
     cache = _load_features(params, root)
     classes, dim = list(cache["classes"]), int(cache["dim"])
     config = {"hidden": cfg.hidden, "views": cfg.views, "backbone": cache["config"]["backbone"],
@@ -438,7 +438,7 @@ def predict(params: Params, root: Path) -> Path:
     import cvflow.models.features  # noqa: F401  (registers the architecture the model file names)
     from cvflow.tracking import find_run
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_dogs")
     cache = _load_features(params, root)
     model_file = run_paths(root, "train_valid").model
     head, data = load_model(model_file)
@@ -465,7 +465,7 @@ def evaluate(params: Params, root: Path) -> dict:
     import cvflow.models.features  # noqa: F401  (registers the architecture the model file names)
     from cvflow.tracking import find_run
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("kaggle_dogs")
     cache = _load_features(params, root)
     model_file = run_paths(root, "train").model
     head, data = load_model(model_file)
@@ -532,33 +532,33 @@ REPORT = (Section(
 FEATURES_CHECKED = ("common.seed", "backbone.layer", "transforms", "views", "tta_flip")
 
 TASK: Task[KaggleDogsProfile] = Task(
-    name="kaggle-dogs", module=__name__, profile=KaggleDogsProfile, title="13.14 Kaggle dog breeds",
+    name="kaggle-dogs", profile=KaggleDogsProfile, title="13.14 Kaggle dog breeds",
     stages=(
-        fetch_stage("data/kaggle-dogs", "demo | d2l | kaggle | local",
+        fetch_stage(fetch, "data/kaggle-dogs", "demo | d2l | kaggle | local",
                     "Kaggle dog breeds (13.14) into data/kaggle-dogs/ (train/, test/, labels.csv)."),
-        prepare_stage("kaggle-dogs"),
-        Stage("features", "features", "data/features/kaggle-dogs.pt: `views` augmented views of each labelled image "
+        prepare_stage(prepare, "kaggle-dogs"),
+        Stage("features", features, "data/features/kaggle-dogs.pt: `views` augmented views of each labelled image "
               "and the test view of every image (and its mirror with tta_flip), through the frozen backbone "
               "(book 13.14).", deps=("data/kaggle-dogs-prepared", str(SOURCE_MODEL)),
               params=("common.seed", "common.precision", "common.device", "common.num_workers", "reorg", "backbone",
                       "transforms", "views", "tta_flip"),
               outs=("data/features/kaggle-dogs.pt",)),
-        Stage("train", "train", "The head on a frozen pretrained backbone's features, Kaggle's dog breeds "
+        Stage("train", train, "The head on a frozen pretrained backbone's features, Kaggle's dog breeds "
               "(book 13.14).", variants=VARIANTS, variant_help="train: on train, valid for model selection; "
               "train_valid: the same recipe on all labelled images (the final head)", recipe="recipe",
               deps=("data/features/kaggle-dogs.pt", "data/kaggle-dogs-prepared", str(SOURCE_MODEL)),
               params=(*RUN_COMMON, *DATA_PARAMS, "valid_ratio", "reorg", "backbone", "hidden", "transforms", "views",
                       "tta_flip", "recipe"), **run_files(EXPERIMENT), tracked=True),
-        Stage("predict", "predict", "data/submissions/kaggle-dogs.csv: the train_valid head's softmax for every "
+        Stage("predict", predict, "data/submissions/kaggle-dogs.csv: the train_valid head's softmax for every "
               "test image, checked.", deps=("data/features/kaggle-dogs.pt", "data/kaggle-dogs",
                                             "data/kaggle-dogs-prepared", "data/models/kaggle-dogs/train_valid.pt"),
               params=FEATURES_CHECKED, outs=("data/submissions/kaggle-dogs.csv",), tracked=True),
-        Stage("evaluate", "evaluate", "metrics/kaggle-dogs.json: valid log loss (Kaggle's metric) and accuracy of "
+        Stage("evaluate", evaluate, "metrics/kaggle-dogs.json: valid log loss (Kaggle's metric) and accuracy of "
               "the train head, and ln(breeds).",
               deps=("data/features/kaggle-dogs.pt", "data/kaggle-dogs", "data/kaggle-dogs-prepared",
                     "data/models/kaggle-dogs/train.pt", "data/submissions/kaggle-dogs.csv"),
               params=FEATURES_CHECKED, metrics=("metrics/kaggle-dogs.json",), tracked=True),
-        submit_stage("dog-breed-identification (13.14)", "data/submissions/kaggle-dogs.csv",
+        submit_stage(submit, "dog-breed-identification (13.14)", "data/submissions/kaggle-dogs.csv",
                      "the git commit and the MLflow run of the head"),
     ),
     charts=CHARTS,

@@ -25,7 +25,7 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
     from cvflow.data.sources.materialize import link_tree, materialize
     from cvflow.data.sources.photos import fetch_photos
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("photos")
     source = source or cfg.data.source
     downloads = root / "data" / "downloads" / "photos"
 
@@ -43,8 +43,8 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
 
 
 TASK: Task[PhotosProfile] = Task(
-    name="photos", module=__name__, profile=PhotosProfile, title="the book's photos",
-    stages=(fetch_stage("data/photos", "demo | d2l | local",
+    name="photos", profile=PhotosProfile, title="the book's photos",
+    stages=(fetch_stage(fetch, "data/photos", "demo | d2l | local",
                         "The book's photos (catdog, rainier, autumn-oak, cat1; SHA-1 checked) into data/photos/.",
                         params=("",)),),
 )

@@ -98,8 +98,8 @@ def declare(tasks: tuple[Task, ...], declared_in: Mapping[str, str]) -> Task[Non
     """The report task over ``tasks``; ``declared_in`` maps a task to its declaration's file, whose section
     texts and book numbers the page holds (so they are the stage's deps too)."""
     owners = sorted({declared_in[t.name] for t in tasks if t.report})
-    return Task(name="report", module=__name__, title="the chapter in one page", stages=(
-        Stage("report", "report", f"{OUT}: the chapter's sections (13.1-13.14), this run's numbers beside the "
+    return Task(name="report", title="the chapter in one page", stages=(
+        Stage("report", report, f"{OUT}: the chapter's sections (13.1-13.14), this run's numbers beside the "
               "book's, whether each effect holds, the pictures and charts; one self-contained page.",
               top_level=True, deps=tuple(files_read(tasks)) + tuple(owners),
               params=("profile", "common.smoke"), outs=(OUT,)),))

@@ -217,7 +217,7 @@ def stylize(params: Params, root: Path, content: Path | None = None, style: Path
         without_timings
     from cvflow.tracking import Tracker
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("style")
     key = f"style.{params.profile}"
     own = content is not None or style is not None
     if own:
@@ -357,9 +357,9 @@ REPORT = (Section(
     runs=(f"{EXPERIMENT}/rainier-autumn-oak",)),)
 
 TASK: Task[StyleProfile] = Task(
-    name="style", module=__name__, profile=StyleProfile, title="13.12 neural style transfer",
+    name="style", profile=StyleProfile, title="13.12 neural style transfer",
     stages=(
-        Stage("stylize", "stylize", "Neural style transfer (book 13.12): the content photo redrawn in the style "
+        Stage("stylize", stylize, "Neural style transfer (book 13.12): the content photo redrawn in the style "
               "image's colours and strokes.", top_level=True, adjust=_lbfgs_lr, options=(
                   Option("content", Path, "your content photo (default: style.<profile>.content from data/photos/, "
                                           "the DVC stage)", kwarg=True),

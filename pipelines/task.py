@@ -1,14 +1,20 @@
 """How a task declares itself, once: its params schema, its variants and its stages.
 
-A task module under ``pipelines/`` ends with one :class:`Task`. Everything else follows from it:
+A task under ``pipelines/`` is a package: its ``__init__.py`` declares one :class:`Task` (its variants, stages,
+charts and book sections), its ``schema.py`` the params of one profile, and one module per stage function (with a
+module of what those share). Everything else follows from the declaration:
 the ``cvflow VERB TASK`` commands (:mod:`cvflow.stages.cli`), the params schema of the whole file
 (:mod:`cvflow.pipelines`), and the DVC stages of ``dvc.yaml`` (:mod:`cvflow.stages.dag`), whose code
 dependencies the import analysis (:mod:`cvflow.stages.deps`) finds from the stage's function.
 
 A stage function takes ``(params, root, **options)``: the validated params file, the project folder,
 and the values of the stage's own :class:`Option` s that are passed as keyword arguments (a
-variant stage also gets ``variant``). This module imports no library code: importing every task's
-declaration (to validate ``params.yaml``) stays cheap.
+variant stage also gets ``variant``). A :class:`Stage` names its function itself (not by a string), and the
+import analysis follows that function alone: a stage depends on the module of its function and what that runs,
+not on the declaration nor on the task's other stages (adding a variant stales only its own stages and those
+that read the declaration: the comparison and the report). This module imports no library code but the run
+paths' layout (:mod:`cvflow.engine.paths`), and a stage module imports what it needs inside its function:
+importing every task's declaration (to validate ``params.yaml``) stays cheap.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ class Stage:
     """
 
     verb: str
-    function: str
+    function: Callable[..., Any]         # the stage function, ``(params, root, **options)``
     help: str
     word: str | None = None              # the command's word after the verb (default: the task's name)
     variants: tuple[str, ...] = ()
@@ -135,7 +141,6 @@ class Task(Generic[P]):
     """A task: its name (the command word), its params section and schema, its module, its stages."""
 
     name: str
-    module: str                          # the module that holds the stage functions (usually the declaring one)
     stages: tuple[Stage, ...]
     profile: type[P] | None = None       # the schema of one profile (demo and real share it); None: no section
     section: str | None = None           # params.yaml's section (default: the name with '_' for '-')
@@ -152,7 +157,7 @@ class Task(Generic[P]):
 
     def cfg(self, params: Any) -> P:
         """The active profile's section of this task, typed as its schema."""
-        return getattr(getattr(params, self.key), params.profile)
+        return params.task(self.key)
 
     def stage(self, verb: str) -> Stage:
         return next(s for s in self.stages if s.verb == verb)
@@ -197,19 +202,20 @@ def task_modules(folder: Path, package: str) -> list[str]:
 # ----------------------------------------------------------------------------- what several tasks declare alike
 
 
-def fetch_stage(out: str, sources: str, help: str, word: str | None = None,
+def fetch_stage(function: Callable[..., Any], out: str, sources: str, help: str, word: str | None = None,
                 params: tuple[str, ...] = DATA_PARAMS) -> Stage:
-    """``cvflow fetch NAME [--source S] [--path P]``: a data set into ``out`` (the function ``fetch``)."""
-    return Stage("fetch", "fetch", help, word=word, params=params, outs=(out,), options=(
+    """``cvflow fetch NAME [--source S] [--path P]``: a data set into ``out`` (by ``function``, which takes
+    ``source`` and ``path``)."""
+    return Stage("fetch", function, help, word=word, params=params, outs=(out,), options=(
         Option("source", str, f"{sources} (default: the active profile's data.source)", key="data.source", kwarg=True),
         Option("path", Path, "folder or archive for --source local", key="data.path", kwarg=True),
     ))
 
 
-def prepare_stage(dataset: str) -> Stage:
-    """``cvflow prepare NAME``: the book's train / valid / train_valid / test folders (the function ``prepare``)."""
+def prepare_stage(function: Callable[..., Any], dataset: str) -> Stage:
+    """``cvflow prepare NAME``: the book's train / valid / train_valid / test folders (by ``function``)."""
     return Stage(
-        "prepare", "prepare",
+        "prepare", function,
         f"data/{dataset}-prepared/{{train,valid,train_valid,test/unknown}}: per class max(floor(n_min x "
         "valid_ratio), 1) images to valid (the book's rule), seeded.",
         deps=(f"data/{dataset}",), params=("common.seed", "valid_ratio", "reorg"), outs=(f"data/{dataset}-prepared",),
@@ -217,11 +223,15 @@ def prepare_stage(dataset: str) -> Stage:
                  Option("reorg", str, "link | manifest", key="reorg")))
 
 
-def run_files(experiment: str, name: str = "{variant}") -> dict[str, tuple[str, ...]]:
-    """The outputs of one tracked training run (see ``cvflow.engine.run.RunPaths``), as Stage fields."""
-    return {"outs": (f"data/models/{experiment}/{name}.pt", f"data/reports/{experiment}/{name}_curves.png",
-                     f"metrics/{experiment}/{name}_history.csv"),
-            "metrics": (f"metrics/{experiment}/{name}.json",)}
+def run_files(experiment: str, name: str = "{variant}",
+              outs: tuple[str, ...] = ("model", "curves", "history")) -> dict[str, tuple[str, ...]]:
+    """The outputs of one tracked training run, as Stage fields: the files :class:`cvflow.engine.paths.RunPaths`
+    names (the layout is written there once), relative to the project folder; ``outs``: which of them, beside
+    the metrics."""
+    from cvflow.engine.paths import RunPaths
+
+    paths = RunPaths(Path(), experiment, name)
+    return {"outs": tuple(getattr(paths, kind).as_posix() for kind in outs), "metrics": (paths.metrics.as_posix(),)}
 
 
 def curves(*files: str, y: str | list[str], x: str = "epoch") -> dict[str, Any]:
@@ -229,9 +239,10 @@ def curves(*files: str, y: str | list[str], x: str = "epoch") -> dict[str, Any]:
     return {"template": "linear", "x": x, "y": {f: y for f in files}}
 
 
-def submit_stage(competition: str, default_file: str, default_message: str) -> Stage:
-    """``cvflow submit NAME``: the submission file to its Kaggle competition, by hand only (the function ``submit``)."""
-    return Stage("submit", "submit", f"Submit to Kaggle competition {competition}, after checking the file.",
+def submit_stage(function: Callable[..., Any], competition: str, default_file: str, default_message: str) -> Stage:
+    """``cvflow submit NAME``: the submission file to its Kaggle competition, by hand only (by ``function``, which
+    takes ``file`` and ``message``)."""
+    return Stage("submit", function, f"Submit to Kaggle competition {competition}, after checking the file.",
                  dvc=False, options=(
                      Option("file", Path, f"the CSV to send (default {default_file} in the project folder)",
                             kwarg=True),

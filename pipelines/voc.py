@@ -88,7 +88,7 @@ def data_dir(root: Path) -> Path:
 def fetch(params: Params, root: Path, source: str | None = None, path: Path | None = None) -> dict:
     from cvflow.data.sources.voc import fetch_voc
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("voc")
     return fetch_voc(data_dir(root), source or cfg.data.source, path=path or cfg.data.path,
                      hub_url=params.common.hub_url, downloads=root / "data" / "downloads",
                      n_train=cfg.demo.train, n_val=cfg.demo.test, seed=cfg.demo.seed,
@@ -118,7 +118,7 @@ def _backbone_state(params: Params, root: Path):
     from cvflow.errors import UserError
     from cvflow.models.resnet import imagenet_state_dict, read_state_dict
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("voc")
     setting = f"voc.{params.profile}.weights"
     if cfg.weights == "none":
         return None
@@ -150,7 +150,7 @@ def train(params: Params, root: Path) -> dict:
     from cvflow.segmentation import SegmentationTask, fcn_resnet18
     from cvflow.serving import Servable
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("voc")
     state = _backbone_state(params, root)
     origin = cfg.weights if cfg.weights in ("imagenet", "source", "none") else Path(cfg.weights).name
     config = {"recipe": cfg.recipe.model_dump(mode="json"), "crop_size": list(cfg.crop_size),
@@ -234,7 +234,7 @@ def evaluate(params: Params, root: Path) -> dict:
     from cvflow.segmentation import score_images
     from cvflow.tracking import find_run
 
-    cfg = TASK.cfg(params)
+    cfg = params.task("voc")
     paths = run_paths(root)
     if not paths.model.exists():
         raise UserError(f"{paths.model}: missing; run `cvflow train voc` first")
@@ -293,14 +293,14 @@ REPORT = (
 )
 
 TASK: Task[VocProfile] = Task(
-    name="voc", module=__name__, profile=VocProfile, title="13.9-13.11 semantic segmentation",
+    name="voc", profile=VocProfile, title="13.9-13.11 semantic segmentation",
     stages=(
-        fetch_stage(DATA, "demo | d2l | local", "Pascal VOC2012 segmentation (13.9) into data/voc/VOCdevkit/VOC2012/."),
-        Stage("train", "train", "The book's FCN on Pascal VOC2012 (book 13.11): random crops, ResNet-18 body, "
+        fetch_stage(fetch, DATA, "demo | d2l | local", "Pascal VOC2012 segmentation (13.9) into data/voc/VOCdevkit/VOC2012/."),
+        Stage("train", train, "The book's FCN on Pascal VOC2012 (book 13.11): random crops, ResNet-18 body, "
               "bilinear upsampling.", recipe="recipe", deps=(DATA, "data/models/hotdog/source.pt"),
               params=(*RUN_COMMON, *DATA_PARAMS, "crop_size", "boundary", "weights", "recipe"),
               **run_files(EXPERIMENT, RUN), tracked=True),
-        Stage("evaluate", "evaluate", "metrics/voc.json: mean and per-class IoU and pixel accuracy on whole val "
+        Stage("evaluate", evaluate, "metrics/voc.json: mean and per-class IoU and pixel accuracy on whole val "
               "images (and the all-background baseline); data/reports/voc/predictions.png.",
               deps=(DATA, "data/models/voc/fcn.pt"),
               params=("common.device", "common.precision", "boundary", "grid_images"),

@@ -98,8 +98,6 @@ def _parameters(task: Task, stage: Stage) -> list[inspect.Parameter]:
 def run_stage(task: Task, stage: Stage, values: dict[str, Any]) -> Any:
     """Run ``stage`` of ``task`` with the command's option values: they become params overrides and the
     stage function's keyword arguments."""
-    from importlib import import_module
-
     values = {k: (v.value if isinstance(v, Enum) else v) for k, v in values.items()}
     if stage.adjust is not None:
         values = stage.adjust(values)
@@ -133,7 +131,7 @@ def run_stage(task: Task, stage: Stage, values: dict[str, Any]) -> Any:
         plan = launch.plan(params.common)
         if plan is not None:
             return launch.launch(plan, ARGV.get() or sys.argv[1:], name)
-    result = getattr(import_module(task.module), stage.function)(params, root, **kwargs)
+    result = stage.function(params, root, **kwargs)
     if stage.echo_paths:
         for path in result.values():
             typer.echo(str(path))

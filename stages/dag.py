@@ -54,12 +54,16 @@ def expand(tasks: tuple[Task, ...]) -> Iterator[tuple[str, Task, Stage, str | No
                     yield task.stage_name(stage, variant), task, stage, variant
 
 
+def entries_of(stage: Stage) -> dict[str, set[str]]:
+    """Where the import analysis starts for ``stage``: its function, by module and name."""
+    return {stage.function.__module__: {stage.function.__name__}}
+
+
 def code_deps(task: Task, stage: Stage, root: Path) -> list[str]:
     """The project files ``stage``'s command runs (relative to ``root``), sorted."""
     from cvflow.stages.deps import reached
 
-    entries = {task.module: {stage.function}}
-    files = reached(entries).required().values()
+    files = reached(entries_of(stage)).required().values()
     return sorted(path.relative_to(root).as_posix() for path in files)
 
 

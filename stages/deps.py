@@ -12,8 +12,9 @@ No module is imported: the analysis reads source with :mod:`ast` (fast, no torch
   class counts whole (its methods are called through attributes, which no static analysis resolves).
 
 Every reached library module is a dependency (DVC's deps are files, and the module's own loading runs
-it); a task module is one only when code of it beyond its declaration is used (every stage imports every
-declaration). Modules that cannot change any DVC output are exempt (:data:`EXEMPT`).
+it); a module of ``cvflow.pipelines`` is one only when the stage's code uses code of it (every stage imports
+every declaration, and through them every stage module, without running them). Modules that cannot change any
+DVC output are exempt (:data:`EXEMPT`).
 
 Python has no tool that answers "which files can this call run" statically and without importing
 (``modulefinder`` imports nothing but follows whole modules and knows no functions), hence this module.
@@ -213,6 +214,47 @@ def _refs(node: ast.AST) -> set[str]:
     return {n.id for n in names if isinstance(n.ctx, ast.Load) and n.id not in stored}
 
 
+def _imported_names(tree: ast.Module, package: str) -> dict[str, tuple[str, str]]:
+    """The names a module's top level imports from modules (``from m import a as b``: ``b -> (m, a)``)."""
+    found: dict[str, tuple[str, str]] = {}
+    for node in _top_level(tree).body:
+        if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
+                else node.module
+            found.update({alias.asname or alias.name: (base, alias.name) for alias in node.names if alias.name != "*"})
+    return found
+
+
+def _called(node: ast.AST) -> set[str]:
+    """Names a piece of code calls directly (``f(...)``)."""
+    return {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+
+
+def _load_time(top: ast.Module, defs: dict[str, ast.AST]) -> tuple[set[str], set[str]]:
+    """What loading a module runs besides its top-level statements: the module's own definitions those statements
+    call or read a value from (transitively: every name a called function's code reads), and the names all that code
+    runs (called at the top level, or read inside a called function). A function only named at the top level
+    (``Stage("train", train)``) is not run by loading, nor is an imported one passed on as a value."""
+    assigned = {n for n, node in defs.items() if isinstance(node, (ast.Assign, ast.AnnAssign))}
+    runs = _called(top)
+    run: set[str] = set()
+    work = [n for n in (runs | (_refs(top) & assigned)) if n in defs]
+    while work:
+        item = work.pop()
+        if item in run:
+            continue
+        run.add(item)
+        node = defs[item]
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):  # a value: what it calls, and the values it reads
+            runs |= _called(node)
+            found = (_refs(node) & assigned) | (_called(node) & set(defs))
+        else:  # a called function (or a class): everything its code reads may run
+            runs |= _refs(node)
+            found = {n for n in _refs(node) if n in defs}
+        work += sorted(found - run)
+    return run, runs
+
+
 def reached(entries: dict[str, set[str]]) -> Reached:
     """Every cvflow module a command runs when it calls the named functions of task modules (``entries``:
     module -> function names), with the command layer and the declarations around it.
@@ -221,10 +263,16 @@ def reached(entries: dict[str, set[str]]) -> Reached:
     the functions and classes they name; of the rest, only the definitions the stage reaches by name (from
     another module's ``from m import name``, or from reached code of the same module), transitively. A
     module imported whole (``import m``) or used through a name that is not a definition counts whole.
+
+    What the command layer and the task declarations import is loaded, not run as the stage's code: a task
+    declaration names every stage function of its task, and a stage module it imports that way (with what that
+    module's top level imports from its task) is a dependency only of the stages whose code reaches it. Library
+    modules count whenever they are loaded.
     """
     files: dict[str, Path] = {}
     used: dict[str, set[str]] = {}
-    done: dict[str, set[str]] = {}
+    done: dict[tuple[str, bool], set[str]] = {}  # (module, as code) -> its definitions followed that way
+    top_done: dict[str, bool] = {}               # module -> whether its top level was followed as code
     dynamic: list[str] = []
     pending: list[tuple[str, frozenset[str] | None, bool]] = [(COMMANDS, WHOLE, False), (PIPELINES, WHOLE, False)]
     pending += [(module, frozenset(names), True) for module, names in entries.items()]
@@ -234,14 +282,19 @@ def reached(entries: dict[str, set[str]]) -> Reached:
 
     discovery = f"{module_file(PIPELINES)}:"  # the task modules' import by name, followed above
 
-    def follow(found: Imports) -> None:
+    def follow(found: Imports, code: bool, only: set[str] | None = None) -> None:
+        """Queue what ``found`` imports; ``only``: of the names imported, those the importer runs (the others
+        are loaded with their module, not run)."""
         dynamic.extend(d for d in found.dynamic if not d.startswith(discovery))
         for module, names in found.pairs:
             if module != PACKAGE and not module.startswith(PACKAGE + "."):
                 continue
             submodules = {n for n in names or () if module_file(f"{module}.{n}") is not None}
-            pending.append((module, None if names is None else frozenset(set(names) - submodules), True))
-            pending.extend((f"{module}.{n}", WHOLE, True) for n in submodules)
+            kept = None if names is None else set(names) - submodules
+            if kept is not None and only is not None:
+                kept &= only
+            pending.append((module, None if kept is None else frozenset(kept), code))
+            pending.extend((f"{module}.{n}", WHOLE, code) for n in submodules)
 
     while pending:
         name, names, from_code = pending.pop()
@@ -253,16 +306,22 @@ def reached(entries: dict[str, set[str]]) -> Reached:
             continue  # an attribute, not a module
         tree = _parse(path)
         defs = _definitions(tree)
+        imported = _imported_names(tree, package_of(name))
         todo: list[str] = []
         if name not in files:
             files[name] = path
-            top = _top_level(tree)
             if name == PIPELINES:  # its task modules are found, then imported by name: follow the same discovery
                 from cvflow.pipelines.task import task_modules
 
                 pending.extend((module, WHOLE, False) for module in task_modules(path.parent, PIPELINES))
-            follow(imports_of(top, package_of(name), where=str(path)))
-            todo += [n for n in _refs(top) if n in defs]
+        if top_done.get(name) is None or (from_code and not top_done[name]):
+            top_done[name] = from_code
+            top = _top_level(tree)
+            run, runs = _load_time(top, defs)
+            # loading runs the top level and the functions it calls: of what it imports, the names they run; a
+            # name the stage's code uses is followed where that code is (below)
+            follow(imports_of(top, package_of(name), where=str(path)), from_code, runs)
+            todo += sorted(run)
         if names is WHOLE and is_task_module(name):
             names = frozenset()  # a task module imported as a module: its declaration (stages call it by name)
         wanted = set(defs) if names is WHOLE else set(names)
@@ -271,13 +330,17 @@ def reached(entries: dict[str, set[str]]) -> Reached:
         if from_code:
             used.setdefault(name, set()).update(wanted)
         todo += sorted(wanted)
-        seen = done.setdefault(name, set())
+        seen = done.setdefault((name, from_code), set())
         while todo:
             item = todo.pop()
             if item in seen:
                 continue
             seen.add(item)
             node = defs[item]
-            follow(imports_of(node, package_of(name), where=str(path)))
-            todo += [n for n in _refs(node) if n in defs and n not in seen]
+            follow(imports_of(node, package_of(name), where=str(path)), from_code)
+            refs = _refs(node)
+            todo += [n for n in refs if n in defs and n not in seen]
+            for local in sorted(refs & set(imported)):  # a name the module imported at its top, used here
+                module, original = imported[local]
+                follow(Imports([(module, frozenset({original}))]), from_code)
     return Reached(files, used, dynamic)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cvflow.stages.dag import code_deps, expand, render, repo_root
+from cvflow.stages.dag import code_deps, entries_of, expand, render, repo_root
 from cvflow.stages.deps import has_code, imports_of, is_exempt, module_file, reached
 from conftest import variants
 
@@ -86,17 +86,44 @@ def test_the_analysis_follows_lazy_imports_and_helpers_reached_by_name():
 
 
 def test_a_task_module_is_a_dep_only_of_stages_that_use_its_code():
+    """26.2: a task is a package; each stage depends on its own function's module and what that runs, not on the
+    declaration (which names every stage function) nor on the task's other stages, nor on the schema."""
     stages = _stages()
-    hotdog = _rel("cvflow.pipelines.hotdog")
-    users = {name for name, spec in stages.items() if hotdog in spec["deps"]}
-    # every stage imports every declaration (params validation); only hot dog's stages run its code, and the
-    # report prints its declared book section (texts and the book's numbers)
+
+    def users(module: str) -> set[str]:
+        return {name for name, spec in stages.items() if _rel(module) in spec["deps"]}
+
     trains = {f"train-hotdog-{variant}" for variant in variants("hotdog")}
-    assert users == {"fetch-hotdog", "pretrain-hotdog", *trains, "evaluate-hotdog", "report"}, users
+    assert users("cvflow.pipelines.hotdog.fetching") == {"fetch-hotdog"}
+    assert users("cvflow.pipelines.hotdog.pretraining") == {"pretrain-hotdog"}
+    assert users("cvflow.pipelines.hotdog.training") == trains
+    assert users("cvflow.pipelines.hotdog.evaluation") == {"evaluate-hotdog"}
+    assert users("cvflow.pipelines.hotdog.common") == {"fetch-hotdog", "pretrain-hotdog", *trains, "evaluate-hotdog"}
+    # the declaration: read by the comparison (its VARIANTS) and the report (its book section); a variant added
+    # there stales those two and its own run only
+    assert users("cvflow.pipelines.hotdog") == {"evaluate-hotdog", "report"}
+    assert not users("cvflow.pipelines.hotdog.schema")  # values reach a stage through tracked params keys
     # the declarations and the command layer are exempt, never a dep
     for spec in stages.values():
         assert not any(d.startswith("stages/") or d in ("pipelines/__init__.py", "pipelines/task.py")
                        for d in spec["deps"])
+
+
+def test_a_function_only_named_when_a_module_loads_is_not_run():
+    """The rule that lets a declaration name its stage functions: loading a module runs its top level and what that
+    calls (transitively); a function passed on as a value (``Stage("train", train)``) is not run, so what it
+    imports is no dep of a stage that merely loads the declaration."""
+    from cvflow.stages.deps import _definitions, _load_time, _top_level
+
+    tree = ast.parse(
+        "from work import heavy, light, value\n"
+        "def named():\n    from cvflow.engine import trainer\n"
+        "def helper():\n    return light()\n"
+        "LIMIT = value\n"
+        "TABLE = {'stage': heavy, 'other': named, 'made': helper(), 'limit': LIMIT}\n")
+    run, runs = _load_time(_top_level(tree), _definitions(tree))
+    assert "helper" in run and "named" not in run
+    assert {"light", "helper"} <= runs and not {"heavy", "named"} & runs
 
 
 def _stale_after_edit(path: str) -> set[str]:
@@ -125,14 +152,15 @@ def test_no_library_file_is_a_dep_of_every_stage():
             if dep.startswith("src/"):
                 counts[dep] = counts.get(dep, 0) + 1
     everywhere = {d for d, n in counts.items() if n == len(stages)}
-    assert everywhere <= {"src/cvflow/fileio.py"}, everywhere
+    # fileio: atomic writes; engine.paths: where a run's files lie, which every declaration reads to name its outputs
+    assert everywhere <= {"src/cvflow/fileio.py", "src/cvflow/engine/paths.py"}, everywhere
 
 
 def test_code_is_reached_without_dynamic_imports():
     from cvflow.pipelines import TASKS
 
     for _, task, stage, _ in expand(TASKS):
-        found = reached({task.module: {stage.function}})
+        found = reached(entries_of(stage))
         dynamic = [d for d in found.dynamic if "/stages/cli.py" not in d]
         assert not dynamic, f"{stage.verb} {task.name}: dynamic imports the analysis cannot follow: {dynamic}"
 

@@ -104,10 +104,14 @@ import importlib, sys
 from pathlib import Path
 site = Path({str(site)!r})
 assert not any("editable" in repr(finder) for finder in sys.meta_path), sys.meta_path
+import pkgutil
+import cvflow
 from cvflow.pipelines import TASKS
 for task in TASKS:
     for stage in task.stages:
-        getattr(importlib.import_module(task.module), stage.function)
+        assert callable(stage.function), (task.name, stage.verb)
+for module in pkgutil.walk_packages(cvflow.__path__, "cvflow."):  # every module, the stages' lazy imports' too
+    importlib.import_module(module.name)
 outside = sorted(name for name, module in sys.modules.items() if name.split(".")[0] == "cvflow"
                  and getattr(module, "__file__", None) and not Path(module.__file__).is_relative_to(site))
 assert not outside, f"imported from outside the wheel: {{outside}}"

@@ -220,7 +220,7 @@ def test_unknown_key_lists_the_allowed_keys():
     data = _repo_params()
     data["hotdog"]["demo"]["finetune"]["learning_rate"] = 0.1
     with pytest.raises(ParamsError, match=r"hotdog\.demo\.finetune\.learning_rate: unknown key "
-                                          r"\(allowed keys: epochs, batch_size, optim, loss_reduction\)"):
+                                          r"\(allowed keys: start, epochs, batch_size, optim, loss_reduction\)"):
         validate(data)
 
 

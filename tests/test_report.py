@@ -166,18 +166,18 @@ def test_the_report_stage_is_the_dags_last_and_reads_only_what_stages_write():
     assert list(dvc)[-1] == "report"
     assert set(files_read(CHAPTER)) <= set(dvc["report"]["deps"])
     # the declarations hold the page's texts and book numbers: an edit to one reruns the report
-    assert {"pipelines/hotdog.py", "pipelines/voc.py", "pipelines/anchors/__init__.py"} <= set(dvc["report"]["deps"])
+    assert {"pipelines/hotdog/__init__.py", "pipelines/voc.py", "pipelines/anchors/__init__.py"} <= set(dvc["report"]["deps"])
 
 
 def test_a_report_chart_must_be_one_of_its_tasks_charts():
-    task = Task(name="t", module=__name__, stages=(), report=(Section("13.1", "x", "y", charts=("no such chart",)),))
+    task = Task(name="t", stages=(), report=(Section("13.1", "x", "y", charts=("no such chart",)),))
     with pytest.raises(KeyError, match="no such chart"):
         files_read((task,))
 
 
 def _two(first: Section, second: Section) -> tuple[Task, Task]:
-    return (Task(name="a", module=__name__, stages=(), report=(first,)),
-            Task(name="b", module=__name__, stages=(), report=(second,)))
+    return (Task(name="a", stages=(), report=(first,)),
+            Task(name="b", stages=(), report=(second,)))
 
 
 def test_two_tasks_sections_of_one_number_must_say_which_continues_which():

@@ -33,7 +33,7 @@ def test_every_module_declaring_a_task_is_listed():
 
 def test_a_declaration_left_out_of_the_list_is_named(tmp_path, monkeypatch):
     (tmp_path / "forgotten.py").write_text("from cvflow.pipelines.task import Task\n\n"
-                                           "TASK = Task(name='forgotten', module=__name__, stages=())\n")
+                                           "TASK = Task(name='forgotten', stages=())\n")
     monkeypatch.setattr(cvflow.pipelines, "__path__", [*cvflow.pipelines.__path__, str(tmp_path)])
     try:
         assert _unlisted() == ["cvflow.pipelines.forgotten"]

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from cvflow.pipelines.task import Section, Stage, Task
+
+
+def figures(params: Any, root: Path) -> dict[str, Path]:
+    """The stage's function: :func:`.draw.figures`, imported when it runs (it imports torch; the declaration, read
+    by every command, stays cheap)."""
+    from cvflow.pipelines.anchors.draw import figures as draw
+
+    return draw(params, root)
 
 OUT = "data/reports/anchors"
 
 TASK: Task[None] = Task(
-    name="anchors", module=f"{__name__}.draw", title="13.4-13.5 anchor boxes",
-    stages=(Stage("figures", "figures", "Anchor boxes (13.4) and multiscale anchors (13.5) on data/photos/catdog.jpg "
+    name="anchors", title="13.4-13.5 anchor boxes",
+    stages=(Stage("figures", figures, "Anchor boxes (13.4) and multiscale anchors (13.5) on data/photos/catdog.jpg "
                   "into data/reports/anchors/.", deps=("data/photos",), outs=("data/reports/anchors",),
                   echo_paths=True),),
     report=(

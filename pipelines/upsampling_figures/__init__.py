@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from cvflow.pipelines.task import Section, Stage, Task
 
+
+def figures(params: Any, root: Path) -> dict[str, Path]:
+    """The stage's function: :func:`.draw.figures`, imported when it runs (it imports torch; the declaration, read
+    by every command, stays cheap)."""
+    from cvflow.pipelines.upsampling_figures.draw import figures as draw
+
+    return draw(params, root)
+
 TASK: Task[None] = Task(
-    name="upsampling", module=f"{__name__}.draw", title="13.11 transposed convolution (figure)",
-    stages=(Stage("figures", "figures", "Transposed convolution (13.11): the bilinear kernel doubles "
+    name="upsampling", title="13.11 transposed convolution (figure)",
+    stages=(Stage("figures", figures, "Transposed convolution (13.11): the bilinear kernel doubles "
                   "data/photos/catdog.jpg, data/reports/upsampling/.", deps=("data/photos",),
                   outs=("data/reports/upsampling",), echo_paths=True),),
     report=(Section("13.10", "Transposed convolution",
