@@ -52,9 +52,9 @@ def evaluate(params: Params, root: Path) -> dict:
         model.to(device).eval()
         preds = []
         with torch.inference_mode():
-            for images, _ in loader:
+            for batch, _ in loader:
                 with precision.autocast():
-                    preds.append(model(images.to(device, non_blocking=True)).argmax(dim=1))
+                    preds.append(model(batch.to(device, non_blocking=True)).argmax(dim=1))
         pred = torch.cat(preds).cpu()  # one host copy for the whole test set
         correct = pred == labels
         # every test image's label as evaluated: what the served model must answer for the same file
