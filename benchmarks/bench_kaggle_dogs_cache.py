@@ -44,11 +44,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from cvflow.pipelines import load_params
-    from cvflow.pipelines import kaggle_dogs as pipeline
+    from cvflow.pipelines.kaggle_dogs.common import SOURCE_MODEL, competition, frozen_backbone, image_folder, transforms
 
     params = load_params(ROOT / "params.yaml", [f"common.device={args.device}"])
-    if not (pipeline.competition().prepared_dir(ROOT) / "train").is_dir() or not (ROOT / pipeline.SOURCE_MODEL).exists():
-        print(f"skipped: {pipeline.competition().prepared_dir(ROOT)} or {ROOT / pipeline.SOURCE_MODEL} is missing; run "
+    if not (competition().prepared_dir(ROOT) / "train").is_dir() or not (ROOT / SOURCE_MODEL).exists():
+        print(f"skipped: {competition().prepared_dir(ROOT)} or {ROOT / SOURCE_MODEL} is missing; run "
               "`dvc repro prepare-kaggle-dogs pretrain-hotdog` first")
         return
 
@@ -68,10 +68,10 @@ def main() -> None:
     views = max(1, args.views if args.views is not None else cfg.views)
     device = resolve_device(params.common.device)
     precision = Precision.resolve(device, params.common.precision)
-    backbone, identity = pipeline._backbone(params, ROOT)
-    train_tf, test_tf, _ = pipeline._transforms(cfg)
-    train_images = pipeline._image_folder(params, ROOT, "train", train_tf)
-    valid_images = pipeline._image_folder(params, ROOT, "valid", test_tf, train_images.classes)
+    backbone, identity = frozen_backbone(params, ROOT)
+    train_tf, test_tf, _ = transforms(cfg)
+    train_images = image_folder(params, ROOT, "train", train_tf)
+    valid_images = image_folder(params, ROOT, "valid", test_tf, train_images.classes)
     classes = train_images.classes
 
     def fit(name, task, train_set, eval_set, work: Path) -> dict:

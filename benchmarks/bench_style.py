@@ -29,7 +29,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "style.json"
 
 
 def _photos():
-    from cvflow.pipelines.style import PHOTOS, read_photo
+    from cvflow.pipelines.style.stylizing import PHOTOS, read_photo
 
     folder = ROOT / PHOTOS
     if not (folder / "rainier.jpg").exists():

@@ -316,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=None, help="untimed first steps per stage (default 5; smoke 1)")
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"), help="the table as JSON")
     parser.add_argument("--keep", type=Path, default=None, help="make the fresh copy in this (new) folder and keep it")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="a fresh copy whose demo `dvc repro` already ran on this device (the test suite's): its "
+                             "effects are read there, and step 2 runs in a copy of it (it is left as it is)")
     args = parser.parse_args(argv)
     device = "cpu" if args.smoke else "cuda"
     steps = args.steps or (2 if args.smoke else 20)
@@ -332,11 +335,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
         work = args.keep or Path(scratch)
         root = work / "cvflow"
-        root.mkdir(parents=True)
-        env = fresh_copy(root)
-        print(f"gpu_check: fresh copy in {root}; dvc repro of the demo on {device}"
-              f"{' with the smoke switch' if args.smoke else ''}", flush=True)
-        demo = demo_repro(root, env, device, args.smoke, deadline - time.monotonic())
+        if args.reuse is not None:  # the repro is done: its effects, then a copy of it for step 2
+            demo = {"seconds": None, "device": device, "smoke": False, "reused": str(args.reuse),
+                    "report": (args.reuse / "data" / "reports" / "index.html").is_file(), "effects": effects(args.reuse)}
+            shutil.copytree(args.reuse, root, symlinks=True)
+            print(f"gpu_check: the demo's repro in {args.reuse}, copied to {root}", flush=True)
+        else:
+            root.mkdir(parents=True)
+            env = fresh_copy(root)
+            print(f"gpu_check: fresh copy in {root}; dvc repro of the demo on {device}"
+                  f"{' with the smoke switch' if args.smoke else ''}", flush=True)
+            demo = demo_repro(root, env, device, args.smoke, deadline - time.monotonic())
         failed = [e for e in demo["effects"] if e["holds"] is not True]
         print(f"gpu_check: dvc repro {demo['seconds']} s; {len(demo['effects']) - len(failed)} of "
               f"{len(demo['effects'])} effects hold", flush=True)
@@ -359,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     print(f"gpu_check: written to {args.out}")
     # the smoke switch's tiny runs make no effect meaningful (the report says so): there only the checks must run
-    bad_effects = [] if args.smoke else failed
+    bad_effects = [] if demo["smoke"] else failed
     unmeasured = [r["stage"] for r in rows if "images_per_sec" not in r]
     if bad_effects or unmeasured or not demo["report"]:
         print(f"gpu_check: FAILED: {len(bad_effects)} effect(s) do not hold; not measured: {', '.join(unmeasured) or 'none'}"

@@ -70,7 +70,7 @@ def test_every_declared_stage_is_a_command_and_a_dvc_stage():
 def test_the_analysis_follows_lazy_imports_and_helpers_reached_by_name():
     # fetch cifar10: the pipeline's fetch imports the source lazily, which imports the twin inside a function
     deps = set(_stages()["fetch-cifar10"]["deps"])
-    assert {_rel("cvflow.pipelines.cifar10_augmentation"), _rel("cvflow.data.sources.cifar"),
+    assert {_rel("cvflow.pipelines.cifar10_augmentation.fetching"), _rel("cvflow.data.sources.cifar"),
             _rel("cvflow.twins.cifar")} <= deps
     # and none of the training code
     assert _rel("cvflow.engine.trainer") not in deps

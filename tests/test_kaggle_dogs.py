@@ -50,6 +50,7 @@ def dogs(tmp_path_factory) -> Path:
     from cvflow.models.files import save_model
     from cvflow.models.resnet import build_resnet18
     from cvflow.pipelines import kaggle_dogs as pipeline
+    from cvflow.pipelines.kaggle_dogs.common import SOURCE_MODEL
 
     root = tmp_path_factory.mktemp("dogs")
     _write_params(root)
@@ -57,15 +58,15 @@ def dogs(tmp_path_factory) -> Path:
     pipeline.fetch(params, root)
     pipeline.prepare(params, root)
     torch.manual_seed(0)
-    save_model(root / pipeline.SOURCE_MODEL, build_resnet18(10), [str(i) for i in range(10)], {"origin": "test"})
+    save_model(root / SOURCE_MODEL, build_resnet18(10), [str(i) for i in range(10)], {"origin": "test"})
     pipeline.features(params, root)
     return root
 
 
 def _cache(root: Path) -> dict:
-    from cvflow.pipelines import kaggle_dogs as pipeline
+    from cvflow.pipelines.kaggle_dogs.common import features_file
 
-    return torch.load(pipeline.features_file(root), map_location="cpu", weights_only=True)
+    return torch.load(features_file(root), map_location="cpu", weights_only=True)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -105,20 +106,20 @@ def test_the_books_head_on_a_frozen_backbone(tmp_path):
 def test_cached_features_equal_the_backbone_on_the_fly(dogs):
     from cvflow.data.readers.images import DecodedImageFolder, ImageIdFolder
     from cvflow.engine.features import BackboneTask
-    from cvflow.pipelines import kaggle_dogs as pipeline
+    from cvflow.pipelines.kaggle_dogs.common import competition, frozen_backbone, transforms
 
     params = _params(dogs)
     cache = _cache(dogs)
-    backbone, identity = pipeline._backbone(params, dogs)
+    backbone, identity = frozen_backbone(params, dogs)
     assert cache["config"]["backbone"] == identity and cache["dim"] == 512  # penultimate layer of a ResNet-18
     task = BackboneTask(backbone=backbone)  # what training with views: 0 runs in every step
-    _, test_tf, flip_tf = pipeline._transforms(params.task("kaggle_dogs"))
-    valid = DecodedImageFolder(pipeline.competition().prepared_dir(dogs) / "valid", cache["classes"], test_tf)
+    _, test_tf, flip_tf = transforms(params.task("kaggle_dogs"))
+    valid = DecodedImageFolder(competition().prepared_dir(dogs) / "valid", cache["classes"], test_tf)
     assert cache["valid"]["names"] == [p.name for p in valid.paths]
     assert torch.equal(cache["valid"]["labels"], valid.targets)
     on_the_fly = task._features(torch.stack([valid[i][0] for i in range(len(valid))]))
     torch.testing.assert_close(cache["valid"]["test_view"], on_the_fly, rtol=1e-5, atol=1e-5)
-    test = ImageIdFolder(pipeline.competition().prepared_dir(dogs) / "test" / "unknown", flip_tf)
+    test = ImageIdFolder(competition().prepared_dir(dogs) / "test" / "unknown", flip_tf)
     assert cache["test"]["ids"] == [str(i) for i in test.ids]
     mirrored = task._features(torch.stack([test[i][0] for i in range(len(test))]))
     torch.testing.assert_close(cache["test"]["flip_view"], mirrored, rtol=1e-5, atol=1e-5)
@@ -136,12 +137,13 @@ def test_feature_cache_is_reproducible_and_refused_when_stale(dogs, tmp_path):
     from cvflow.errors import UserError
     from cvflow.fileio import sha1sum
     from cvflow.pipelines import kaggle_dogs as pipeline
+    from cvflow.pipelines.kaggle_dogs.common import features_file
 
-    before = sha1sum(pipeline.features_file(dogs))
+    before = sha1sum(features_file(dogs))
     project = tmp_path / "copy"
     shutil.copytree(dogs, project, symlinks=True)
     pipeline.features(_params(project), project)
-    assert sha1sum(pipeline.features_file(project)) == before  # byte for byte: dvc.lock reproduces
+    assert sha1sum(features_file(project)) == before  # byte for byte: dvc.lock reproduces
     _write_params(project, views=3)
     with pytest.raises(UserError, match="made with other views than params.yaml; rerun `cvflow features"):
         pipeline.train(_params(project), project, "train")
@@ -230,9 +232,10 @@ def test_head_training_resumes_where_it_stopped(dogs, mlflow_uri, monkeypatch):
     """An interrupted head training, rerun, ends where an uninterrupted one does (the drawn views too)."""
     import cvflow.engine.run as run_module
     from cvflow.pipelines import kaggle_dogs as pipeline
+    from cvflow.pipelines.kaggle_dogs.common import run_paths
 
     params = _params(dogs)
-    paths = pipeline.run_paths(dogs, "train")
+    paths = run_paths(dogs, "train")
     pipeline.train(params, dogs, "train")
     uninterrupted = paths.model.read_bytes()
     history = paths.history.read_text()
@@ -264,6 +267,7 @@ def test_head_training_resumes_where_it_stopped(dogs, mlflow_uri, monkeypatch):
 @pytest.mark.slow
 def test_features_train_predict_evaluate_to_a_checked_submission(dogs, mlflow_uri):
     from cvflow.pipelines import kaggle_dogs as pipeline
+    from cvflow.pipelines.kaggle_dogs.common import run_paths
 
     params = _params(dogs)
     for variant in pipeline.VARIANTS:
@@ -279,7 +283,7 @@ def test_features_train_predict_evaluate_to_a_checked_submission(dogs, mlflow_ur
     assert metrics["submission_rows"] == 6 and metrics["submission_breeds"] == 3 and metrics["valid_images"] == 3
     assert metrics["uniform_log_loss"] == pytest.approx(math.log(3))
     # Kaggle's log loss and the accuracy, recomputed by hand from the saved `train` head on the cached valid views
-    log_loss, accuracy = _valid_scores_by_hand(dogs, pipeline.run_paths(dogs, "train").model, params)
+    log_loss, accuracy = _valid_scores_by_hand(dogs, run_paths(dogs, "train").model, params)
     assert metrics["valid_log_loss"] == pytest.approx(log_loss, rel=1e-9)
     assert metrics["valid_acc"] == pytest.approx(accuracy, abs=1e-12)
     client = MlflowClient(mlflow_uri)
@@ -314,6 +318,7 @@ def _valid_scores_by_hand(root: Path, model_file: Path, params) -> tuple[float, 
 def test_views_0_trains_the_head_on_the_fly_as_the_book(dogs, tmp_path, mlflow_uri):
     from cvflow.models.files import read_model_file
     from cvflow.pipelines import kaggle_dogs as pipeline
+    from cvflow.pipelines.kaggle_dogs.common import run_paths
 
     project = tmp_path / "book"
     shutil.copytree(dogs, project, symlinks=True, ignore=shutil.ignore_patterns("checkpoints", "mlflow.db", "mlruns"))
@@ -326,7 +331,7 @@ def test_views_0_trains_the_head_on_the_fly_as_the_book(dogs, tmp_path, mlflow_u
     assert torch.equal(book["labelled"]["labels"], cached["labelled"]["labels"])  # listed, not decoded
     final = pipeline.train(params, project, "train")
     assert set(final) >= {"train_loss", "train_acc", "test_loss", "test_acc"}
-    data = read_model_file(pipeline.run_paths(project, "train").model)
+    data = read_model_file(run_paths(project, "train").model)
     assert data["arch"] == "feature_head" and data["arch_kwargs"] == {"in_features": 512, "num_classes": 3,
                                                                      "hidden": 256}
     assert set(data["state_dict"]) == {"0.weight", "0.bias", "2.weight", "2.bias"}  # the head alone
@@ -354,13 +359,14 @@ def test_imagenet_resnet34_offline_gives_one_clear_line(tmp_path, monkeypatch):
 def test_submit_checks_the_file_before_sending_it(tmp_path, mlflow_uri, monkeypatch):
     from cvflow.data.sources import kaggle
     from cvflow.pipelines import kaggle_dogs as pipeline
+    from cvflow.pipelines.kaggle_dogs.common import competition
     from conftest import run_cvflow
 
     sent: list = []
     monkeypatch.setattr(kaggle, "kaggle_submit", lambda *args, **kw: sent.append(args) or {"ok": "1"})
     _write_params(tmp_path)
     path = write_dog_submission(["a1", "b2"], _softmax(2, 3), ["pug", "akita", "beagle"], None,
-                                pipeline.competition().submission_file(tmp_path))
+                                competition().submission_file(tmp_path))
     pipeline.submit(_params(tmp_path), tmp_path, message="m")
     assert sent == [("dog-breed-identification", path, "m")]
     bad = tmp_path / "bad.csv"

@@ -299,7 +299,7 @@ def test_the_demo_network_carries_the_style_of_the_real_photos():
     from conftest import shared
 
     from cvflow.pipelines import load_params
-    from cvflow.pipelines.style import read_photo
+    from cvflow.pipelines.style.stylizing import read_photo
 
     content = read_photo(shared("d2l-img", "rainier.jpg"), "")
     style = read_photo(shared("d2l-img", "autumn-oak.jpg"), "")

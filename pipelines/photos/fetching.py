@@ -1,20 +1,14 @@
-"""The book's photos (catdog.jpg for the anchor figures, rainier.jpg and autumn-oak.jpg for style
-transfer, cat1.jpg): ``cvflow fetch photos``."""
+"""``cvflow fetch photos``: the book's photos into ``data/photos/``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-from pydantic import Field
+from typing import TYPE_CHECKING
 
 from cvflow.console import info
-from cvflow.params import HubData, ParamsBase as Params, Strict
-from cvflow.pipelines.task import Task, fetch_stage
 
-
-class PhotosProfile(Strict):
-    data: HubData
-    seed: int = Field(0, ge=0, description="seed of the generated stand-ins (source: demo)")
+if TYPE_CHECKING:
+    from cvflow.params import ParamsBase as Params
 
 
 def data_dir(root: Path) -> Path:
@@ -40,11 +34,3 @@ def fetch(params: Params, root: Path, source: str | None = None, path: Path | No
     files = materialize(data_dir(root), build, lambda folder: sorted(p.name for p in folder.glob("*.jpg")))
     info(f"photos ({source}) at {data_dir(root)}: {', '.join(files)}")
     return {"files": files}
-
-
-TASK: Task[PhotosProfile] = Task(
-    name="photos", profile=PhotosProfile, title="the book's photos",
-    stages=(fetch_stage(fetch, "data/photos", "demo | d2l | local",
-                        "The book's photos (catdog, rainier, autumn-oak, cat1; SHA-1 checked) into data/photos/.",
-                        params=("",)),),
-)

@@ -1,6 +1,5 @@
-"""Neural style transfer (book 13.12): ``rainier.jpg`` in the style of ``autumn-oak.jpg``, or your photos.
-
-Stage (see ``dvc.yaml``)::
+"""``cvflow stylize``: neural style transfer (book 13.12), ``rainier.jpg`` in the style of ``autumn-oak.jpg``, or
+your photos::
 
     cvflow stylize -> data/reports/style/rainier-autumn-oak.png (the image), ..._panel.png (content, style,
                       result side by side), metrics/style.json, metrics/style/rainier-autumn-oak_history.csv
@@ -18,96 +17,13 @@ the style image's own SSIM to it: the scene is kept).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cvflow.console import info
 from cvflow.errors import UserError
-from typing import Literal, Union
 
-from pydantic import Field, field_validator, model_validator
-
-from cvflow.params import ParamsBase as Params, Strict, check_weights
-from cvflow.pipelines.task import RUN_COMMON, Effect, Number, Option, Section, Stage, Task, curves
-
-
-# ----------------------------------------------------------------------------- params schema
-
-
-class StyleNet(Strict):
-    """The feature network: VGG-19's ``features`` up to the last layer used."""
-
-    weights: str = Field(description=(
-        "imagenet (torchvision VGG19_Weights.IMAGENET1K_V1, the book's) | random (torchvision's VGG initialisation, "
-        "seeded by common.seed) | PATH.pth (a VGG-19 state dict)"))
-    width: int = Field(64, ge=4, le=64, description="channels of the first block, the others scaled alike (64: VGG-19)")
-    content_layers: list[int] = Field([25], min_length=1, description="indices in VGG-19's features (the book: [25])")
-    style_layers: list[int] = Field([0, 5, 10, 19, 28], min_length=1,
-                                    description="indices in VGG-19's features (the book: [0, 5, 10, 19, 28])")
-
-    @field_validator("weights")
-    @classmethod
-    def _weights(cls, value: str) -> str:
-        return check_weights(value, ("imagenet", "random"))
-
-    @field_validator("content_layers", "style_layers")
-    @classmethod
-    def _layers(cls, value: list[int]) -> list[int]:
-        if not all(0 <= i <= 36 for i in value):
-            raise ValueError("VGG-19's features are layers 0 to 36")
-        return value
-
-
-class StyleLossWeights(Strict):
-    content_weight: float = Field(1.0, ge=0)
-    style_weight: float = Field(1e4, ge=0, description=(
-        "the EFFECTIVE style weight: the book writes 1e3 but adds sum(10 * styles_l + ...), the style list "
-        "repeated ten times, so its total loss weighs style by 1e4"))
-    tv_weight: float = Field(10.0, ge=0)
-
-
-class StyleOptim(Strict):
-    name: Literal["adam", "lbfgs"] = Field(description="adam: the book's, with StepLR | lbfgs: torch.optim.LBFGS, "
-                                                        "one iteration per step (Gatys et al.)")
-    lr: float = Field(gt=0, le=10)
-    step_size: int = Field(50, ge=1, description="adam: steps between learning-rate decays (the book: 50)")
-    gamma: float = Field(0.8, gt=0, le=1, description="adam: the decay factor (the book: 0.8)")
-    history_size: int = Field(100, ge=1, le=1000, description="lbfgs: curvature pairs kept")
-    line_search: Union[Literal["strong_wolfe"], None] = Field(None, description=(
-        "lbfgs: null (a step of lr along the L-BFGS direction, as torch.optim.LBFGS by default) | strong_wolfe"))
-
-
-class StyleProfile(Strict):
-    """13.12 neural style transfer: the content photo in the style of the style photo."""
-
-    content: str = Field("rainier.jpg", description="the content image, a file in data/photos/")
-    style: str = Field("autumn-oak.jpg", description="the style image, a file in data/photos/")
-    net: StyleNet
-    loss: StyleLossWeights
-    optim: StyleOptim
-    scales: list[tuple[int, int]] = Field(min_length=1, description=(
-        "(height, width) per scale, coarse to fine: each next scale starts from the previous result, upscaled"))
-    steps: Union[int, list[int]] = Field(description="optimisation steps per scale (one number: the same for each)")
-    checkpoint_every: int = Field(50, ge=1, le=100_000, description="steps between checkpoints")
-    snapshot_every: int = Field(50, ge=0, le=100_000, description="steps between images logged to MLflow (0: none)")
-
-    @field_validator("scales")
-    @classmethod
-    def _scales(cls, value: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        if not all(32 <= side <= 8192 for shape in value for side in shape):
-            raise ValueError("every side must be 32 to 8192 pixels (VGG-19 halves it four times before layer 28)")
-        return value
-
-    @model_validator(mode="after")
-    def _steps(self) -> "StyleProfile":
-        steps = [self.steps] if isinstance(self.steps, int) else self.steps
-        if not all(1 <= n <= 1_000_000 for n in steps):
-            raise ValueError(f"steps ({self.steps}) must be from 1 to 1,000,000")
-        if isinstance(self.steps, list) and len(self.steps) != len(self.scales):
-            raise ValueError(f"steps lists {len(self.steps)} numbers for {len(self.scales)} scales")
-        return self
-
-    def steps_per_scale(self) -> list[int]:
-        return [self.steps] * len(self.scales) if isinstance(self.steps, int) else list(self.steps)
-
+if TYPE_CHECKING:
+    from cvflow.params import ParamsBase as Params
 
 EXPERIMENT = "style"
 PHOTOS = "data/photos"
@@ -194,8 +110,6 @@ def _panel(images, path: Path) -> Path:
         panel.save(tmp, format="PNG")
     return path
 
-
-# ----------------------------------------------------------------------------- the stage
 
 
 def stylize(params: Params, root: Path, content: Path | None = None, style: Path | None = None,
@@ -311,71 +225,3 @@ def stylize(params: Params, root: Path, content: Path | None = None, style: Path
          f"SSIM to the content {results['ssim_to_content']['final']:.3f} (the style image's: "
          f"{results['ssim_to_content']['style_image']:.3f})")
     return results
-
-
-def _size(text: str) -> list[list[int]]:
-    """``300x450`` -> ``[[300, 450]]`` (one scale), the typed value of ``scales``."""
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise UserError(f"--size {text!r}: give HEIGHTxWIDTH in pixels, e.g. 300x450")
-    return [[int(parts[0]), int(parts[1])]]
-
-
-def _lbfgs_lr(values: dict) -> dict:
-    """L-BFGS takes steps of lr along its direction: lr 1 unless --lr says otherwise."""
-    if values.get("optimizer") == "lbfgs" and values.get("lr") is None:
-        values = {**values, "lr": 1.0}
-    return values
-
-
-#: the comparison charts (dvc.yaml's top-level plots; static copies in the report)
-CHARTS = {"Style transfer losses per step (13.12; the style term at the effective weight 1e4)": curves(
-    "metrics/style/rainier-autumn-oak_history.csv", y=["content_loss", "style_loss", "tv_loss"], x="step")}
-
-REPORT = (Section(
-    "13.12", "Neural style transfer",
-    "The pixels of a synthesised image are the only parameters: starting from the content photo, they are "
-    "optimised so that a pretrained VGG-19's deep features stay close to the content photo's while the Gram "
-    "matrices of its features approach the style image's; a total variation term keeps the image smooth. The book "
-    "prints no numbers here, only the picture.",
-    numbers=(Number("style loss, start", "metrics/style.json:start.style_loss", fmt=".3g"),
-             Number("style loss, end", "metrics/style.json:final.style_loss", fmt=".3g"),
-             Number("colour histogram distance to the style image, start",
-                    "metrics/style.json:colour_hist_distance_to_style.start"),
-             Number("colour histogram distance to the style image, end",
-                    "metrics/style.json:colour_hist_distance_to_style.final"),
-             Number("SSIM of the result to the content photo", "metrics/style.json:ssim_to_content.final"),
-             Number("SSIM of the style image to the content photo", "metrics/style.json:ssim_to_content.style_image")),
-    effects=(Effect("the style loss falls", "metrics/style.json:final.style_loss", "<",
-                    "metrics/style.json:start.style_loss"),
-             Effect("the result's colours move toward the style image's",
-                    "metrics/style.json:colour_hist_distance_to_style.final", "<",
-                    "metrics/style.json:colour_hist_distance_to_style.start"),
-             Effect("the content stays: the result is closer to the content photo than the style image is",
-                    "metrics/style.json:ssim_to_content.final", ">", "metrics/style.json:ssim_to_content.style_image")),
-    pictures=("data/reports/style/rainier-autumn-oak_panel.png",), charts=tuple(CHARTS),
-    runs=(f"{EXPERIMENT}/rainier-autumn-oak",)),)
-
-TASK: Task[StyleProfile] = Task(
-    name="style", profile=StyleProfile, title="13.12 neural style transfer",
-    stages=(
-        Stage("stylize", stylize, "Neural style transfer (book 13.12): the content photo redrawn in the style "
-              "image's colours and strokes.", top_level=True, adjust=_lbfgs_lr, options=(
-                  Option("content", Path, "your content photo (default: style.<profile>.content from data/photos/, "
-                                          "the DVC stage)", kwarg=True),
-                  Option("style", Path, "your style image (with --content)", kwarg=True),
-                  Option("out", Path, "the PNG to write (default with --content: "
-                                      "CONTENT-in-the-style-of-STYLE.png here)", kwarg=True),
-                  Option("steps", int, "steps per scale (default: style.<profile>.steps)", key="steps"),
-                  Option("size", str, "HEIGHTxWIDTH: one scale of that size (default: style.<profile>.scales)",
-                         key="scales", convert=_size),
-                  Option("optimizer", str, "adam (the book's) | lbfgs (lr 1 unless --lr)", key="optim.name",
-                         choices=("adam", "lbfgs")),
-                  Option("lr", float, "learning rate (default: style.<profile>.optim.lr)", key="optim.lr")),
-              deps=(PHOTOS,), params=(*RUN_COMMON, ""),
-              outs=("data/reports/style/rainier-autumn-oak.png", "data/reports/style/rainier-autumn-oak_panel.png",
-                    "metrics/style/rainier-autumn-oak_history.csv"), metrics=("metrics/style.json",), tracked=True),
-    ),
-    charts=CHARTS,
-    report=REPORT,
-)
