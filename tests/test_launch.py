@@ -172,29 +172,59 @@ def test_resuming_on_another_world_size_says_what_to_do(project):
     assert checkpoint_epoch(checkpoint) >= 1  # kept: the user chooses
 
 
-@pytest.mark.slow
-def test_two_nodes_on_loopback_train_one_stage(tmp_path):
-    """Node 0 runs `dvc repro`, node 1 (another copy, another store) the same stage's command: one run, in node 0's
-    store, with world size 2; node 1 writes nothing."""
-    node0, node1 = tmp_path / "node0", tmp_path / "node1"
-    node0.mkdir()
-    env = _repo(node0, nodes=2, devices=1)
-    assert _dvc(node0, env, "repro", "fetch-hotdog").returncode == 0
-    shutil.copytree(node0, node1, symlinks=True)
+def _two_nodes(node0: Path, node1: Path, env: dict) -> tuple[subprocess.Popen, subprocess.Popen]:
+    """Node 1's command and node 0's `dvc repro` of the stage, each in its own process group, on one endpoint."""
     endpoint = {launch.ENDPOINT_ENV: f"127.0.0.1:{free_port()}"}
     helper = subprocess.Popen(["cvflow", "train", "hotdog", "--variant", "scratch"], cwd=node1,
                               env={**env, **endpoint, launch.NODE_RANK_ENV: "1"}, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    main = subprocess.Popen(["dvc", "repro", STAGE], cwd=node0, env={**env, **endpoint, launch.NODE_RANK_ENV: "0"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return main, helper
+
+
+@pytest.mark.slow
+def test_two_nodes_on_loopback_train_one_stage_and_resume_from_node_0s_checkpoint(tmp_path):
+    """Node 0 runs `dvc repro`, node 1 (another copy, another store: no shared file system) the same stage's command.
+    Killed mid-run, both started again: every rank resumes from node 0's checkpoint (node 1 never had one), and the
+    result is one run, in node 0's store, with world size 2, every epoch logged once; node 1 writes nothing."""
+    epochs = 4
+    node0, node1 = tmp_path / "node0", tmp_path / "node1"
+    node0.mkdir()
+    env = _repo(node0, nodes=2, devices=1)
+    _set_epochs(node0, epochs)
+    assert _dvc(node0, env, "repro", "fetch-hotdog").returncode == 0
+    shutil.copytree(node0, node1, symlinks=True)
+    main, helper = _two_nodes(node0, node1, env)
     try:
-        result = _dvc(node0, {**env, **endpoint, launch.NODE_RANK_ENV: "0"}, "repro", STAGE)
+        deadline = time.monotonic() + 240
+        while checkpoint_epoch(node0 / CHECKPOINT) < 1:
+            assert main.poll() is None and helper.poll() is None, "training ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.05)
+    finally:
+        for process in (main, helper):
+            os.killpg(process.pid, signal.SIGKILL)  # both nodes, no clean-up of any kind
+            process.communicate()
+    killed_at = checkpoint_epoch(node0 / CHECKPOINT)
+    assert 1 <= killed_at < epochs and not (node1 / CHECKPOINT).exists()
+
+    main, helper = _two_nodes(node0, node1, env)
+    try:
+        out, err = main.communicate(timeout=300)
         helper_out, helper_err = helper.communicate(timeout=120)
     finally:
-        helper.kill()
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        for process in (main, helper):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    output = out + err
+    assert main.returncode == 0, output[-3000:]
     assert helper.returncode == 0, helper_err[-3000:]
-    assert "2 training processes (1 here on node 0 of 2)" in result.stderr + result.stdout
-    assert "scratch epoch 1/1:" in result.stderr + result.stdout
+    assert "2 training processes (1 here on node 0 of 2)" in output
+    assert f"resuming scratch from {node0 / CHECKPOINT}: {killed_at}/{epochs} epochs done" in output
+    assert f"scratch epoch {killed_at}/{epochs}:" not in output and output.count(f"scratch epoch {epochs}/{epochs}:") == 1
     assert "scratch epoch" not in helper_err  # rank 1 neither reports nor logs nor writes
-    _check_one_finished_run(node0, 1, 2)
+    _check_one_finished_run(node0, epochs, 2)  # the killed run reopened, every epoch once
     assert not (node1 / "data" / "models" / "hotdog" / "scratch.pt").exists()
     assert not (node1 / "mlflow.db").exists()
+    assert not (node1 / CHECKPOINT).exists()

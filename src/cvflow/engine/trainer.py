@@ -184,9 +184,26 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
+    def _checkpoint(self) -> dict | None:
+        """The checkpoint as rank 0 reads it, on every rank: rank 0 alone writes it, so only its node holds the file
+        (two machines need no shared file system), and every rank resumes from the same state. An unreadable file
+        is an error on every rank (none waits for the others)."""
+        if not self.dist_info.distributed:
+            return load_checkpoint(self.checkpoint_path)
+        box: list[Any] = [None]
+        if self.dist_info.is_main:
+            try:
+                box = [load_checkpoint(self.checkpoint_path)]
+            except TrainingError as error:
+                box = [error]
+        dist.broadcast_object_list(box, src=0)
+        if isinstance(box[0], TrainingError):
+            raise box[0]
+        return box[0]
+
     def resume(self) -> dict | None:
         """Load the checkpoint if it belongs to this run; return its ``extra`` dict (or None)."""
-        state = load_checkpoint(self.checkpoint_path)
+        state = self._checkpoint()
         if state is None:
             return None
         if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != self.fingerprint:
