@@ -107,17 +107,6 @@ def _check_one_finished_run(root: Path, epochs: int, world_size: int) -> None:
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
-@pytest.mark.slow
-def test_dvc_repro_trains_one_stage_on_two_processes(tmp_path):
-    env = _repo(tmp_path, devices=2)
-    result = _dvc(tmp_path, env, "repro", STAGE)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "train-hotdog-scratch: 2 training processes (2 here)" in result.stderr + result.stdout
-    assert (result.stderr + result.stdout).count("scratch epoch 1/1:") == 1  # rank 0 alone reports
-    _check_one_finished_run(tmp_path, 1, 2)
-    assert not (tmp_path / CHECKPOINT).exists()
-
-
 def _kill_after_first_checkpoint(args: list[str], cwd: Path, env: dict, checkpoint: Path, epochs: int) -> int:
     """Start ``args`` in its own process group, SIGKILL the whole group (launcher, workers) once ``checkpoint``
     holds an epoch; the epochs it holds."""
@@ -136,7 +125,10 @@ def _kill_after_first_checkpoint(args: list[str], cwd: Path, env: dict, checkpoi
 
 
 @pytest.mark.slow
-def test_dvc_repro_on_two_processes_killed_mid_run_resumes(tmp_path):
+def test_dvc_repro_trains_one_stage_on_two_processes_and_a_killed_run_resumes(tmp_path):
+    """`common.devices: 2`: `dvc repro` of a training stage starts two processes; killed mid-run (launcher and
+    workers, no clean-up), the next `dvc repro` resumes the same run: one FINISHED run, world size 2, every epoch
+    logged once, rank 0 alone reporting, the model loadable and the checkpoint gone."""
     epochs = 6
     env = _repo(tmp_path, devices=2)
     _set_epochs(tmp_path, epochs)
@@ -146,10 +138,12 @@ def test_dvc_repro_on_two_processes_killed_mid_run_resumes(tmp_path):
     result = _dvc(tmp_path, env, "repro", STAGE)
     output = result.stderr + result.stdout
     assert result.returncode == 0, output[-3000:]
+    assert "train-hotdog-scratch: 2 training processes (2 here)" in output
     assert f"resuming scratch from {tmp_path / CHECKPOINT}: {killed_at}/{epochs} epochs done" in output
     assert f"scratch epoch {killed_at}/{epochs}:" not in output  # done epochs are not redone
-    assert output.count(f"scratch epoch {epochs}/{epochs}:") == 1
+    assert output.count(f"scratch epoch {epochs}/{epochs}:") == 1  # rank 0 alone reports
     _check_one_finished_run(tmp_path, epochs, 2)  # the killed run reopened, not another one
+    assert not (tmp_path / CHECKPOINT).exists()
 
 
 @pytest.mark.slow
