@@ -221,6 +221,9 @@ def real_profile(root: Path, device: str, smoke: bool) -> None:
     # augmented batch, the book's way and the cost to measure), as in tests/test_real_profile.py.
     params["smoke"]["kaggle_dogs"]["views"] = params["kaggle_dogs"]["real"]["views"]  # the key stays: dvc.yaml
     # tracks each smoke key a stage reads
+    if smoke:  # the smoke twin's 60 dogs over the real profile's 120 breeds would leave none to train on once each
+        # breed gives one to valid: as many breeds as the demo profile's, so both sides of the split keep images
+        params["smoke"]["kaggle_dogs"]["demo"]["breeds"] = params["kaggle_dogs"]["demo"]["demo"]["breeds"]
     # The real data sets are not available offline: each real profile's own twin (`data.source: demo`, the
     # `demo` sizes of the real section: VOC at 480-500 px for the book's 320x480 crops), fetched by setup_stages.
     for section in params.values():
