@@ -39,7 +39,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
     if not augment and variant != "no-augment":  # a run this code does not know (the CLI offers none)
         raise UserError(f"--variant {variant!r}: use one of augment, no-augment")
     result = train_variant(
-        params, root, EXPERIMENT, variant, None, recipe=cfg.recipe, data={"cifar10": data_dir(root)},
+        params, root, EXPERIMENT, variant, recipe=cfg.recipe, data={"cifar10": data_dir(root)},
         digests={"cifar10": dvc_digests(root, DATA).get(DATA, "")}, config=config,
         build=lambda: build_resnet18_cifar(len(CIFAR10_CLASSES), cfg.net.width, cfg.net.init),
         task=ClassificationTask(), train_set=split(cfg, root, True, augment), eval_set=test_set,

@@ -64,7 +64,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
     train_tf, test_tf = classification_transforms(cfg.transforms)
     train_set, test_set = images(params, root / DATA / "train", train_tf), images(params, root / DATA / "test", test_tf)
     result = train_variant(
-        params, root, EXPERIMENT, variant, None, recipe=recipe, data={"hotdog": root / DATA},
+        params, root, EXPERIMENT, variant, recipe=recipe, data={"hotdog": root / DATA},
         digests={"hotdog": dvc_digests(root, DATA).get(DATA, "")}, config=config, build=build, groups=groups,
         task=ClassificationTask(), train_set=train_set, eval_set=test_set, classes=CLASSES, title=f"hot dog: {variant}",
         freeze=recipe.freeze if isinstance(recipe, FrozenRecipe) else (),

@@ -41,7 +41,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
               "demo": cfg.demo.model_dump(mode="json")}
     prepared = "data/kaggle-cifar10-prepared"
     result = train_variant(
-        params, root, EXPERIMENT, variant, None, recipe=cfg.recipe,
+        params, root, EXPERIMENT, variant, recipe=cfg.recipe,
         data={"kaggle-cifar10-prepared": competition().prepared_dir(root)},
         digests={"kaggle-cifar10-prepared": dvc_digests(root, prepared).get(prepared, "")}, config=config,
         build=lambda: build_resnet18_cifar(len(train_set.classes), cfg.net.width, cfg.net.init),

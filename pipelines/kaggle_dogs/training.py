@@ -105,7 +105,7 @@ def train(params: Params, root: Path, variant: str) -> dict:
         task = BackboneTask(backbone=backbone)
     prepared = "data/kaggle-dogs-prepared"
     result = train_variant(
-        params, root, EXPERIMENT, variant, None, recipe=cfg.recipe,
+        params, root, EXPERIMENT, variant, recipe=cfg.recipe,
         data={"kaggle-dogs-prepared": competition().prepared_dir(root)},
         digests={"kaggle-dogs-prepared": dvc_digests(root, prepared).get(prepared, "")}, config=config,
         meta={"views": cfg.views}, build=lambda: feature_head(dim, len(classes), cfg.hidden), task=task,

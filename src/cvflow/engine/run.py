@@ -249,19 +249,15 @@ def train_run(spec: RunSpec, params: Any) -> RunResult:
         shutdown_distributed()
 
 
-def train_variant(params: Any, root: Path, experiment: str, variant: str, variants: Sequence[str] | None, *, recipe: Any,
+def train_variant(params: Any, root: Path, experiment: str, variant: str, *, recipe: Recipe,
                   data: Mapping[str, Path], digests: Mapping[str, str], config: Mapping[str, Any],
                   meta: Mapping[str, Any] | None = None, **fields: Any) -> RunResult:
     """One run of a task that trains several variants alike (fine-tune / scratch, augment / no-augment,
-    train / train_valid): the variant checked, and named, tagged, configured and recorded the same way for
-    every task. ``experiment``: the task's MLflow experiment and files' folder; ``data``: the data sets read
-    (name -> folder), ``digests`` their DVC hashes; ``fields``: the rest of the :class:`RunSpec`. ``variants``:
-    the names to check ``variant`` against, or None where the caller checked it (a task whose training code lists
-    no variants, so that adding one stales no other)."""
-    from cvflow.errors import UserError
-
-    if variants is not None and variant not in variants:
-        raise UserError(f"--variant {variant!r}: use one of {', '.join(variants)}")
+    train / train_valid): named, tagged, configured and recorded the same way for every task. ``experiment``: the
+    task's MLflow experiment and files' folder; ``data``: the data sets read (name -> folder), ``digests`` their DVC
+    hashes; ``fields``: the rest of the :class:`RunSpec`. The variant is checked where it is read (the command
+    offers only the declared ones; a task's training code refuses one it cannot run), not here: no list of
+    variants in training code, so adding one stales no other run."""
     spec = RunSpec(paths=RunPaths(root, experiment, variant), recipe=recipe, inputs=data, input_digests=digests,
                    config={"variant": variant, "recipe": recipe.model_dump(mode="json"), "seed": params.common.seed,
                            **config},
