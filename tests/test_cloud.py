@@ -43,8 +43,9 @@ def _run(args, cwd, env, ok=True, timeout=900):
 
 def _machine_env(task: dict, **envs: str) -> dict:
     """The environment SkyPilot gives setup and run: the task file's envs and secrets, overridden as `--env` and
-    `--secret` do, on top of this machine's (its PATH reaches this venv's dvc, python3 and cvflow)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "CVFLOW_WARM": "0"}
+    `--secret` do, on top of this machine's (its PATH reaches this venv's dvc, python3 and cvflow). Commands start
+    warm, cvflow's default, as on the rented machine."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for key, value in {**task["envs"], **task["secrets"]}.items():
         env[key] = "" if value is None else str(value)
     env.update(envs)

@@ -9,15 +9,13 @@ the stage up to date; only :data:`cvflow.params.UNTRACKED` (keys that change no 
 from __future__ import annotations
 
 import json
-import subprocess
 import warnings
 from pathlib import Path
 
 import pytest
 import yaml
 
-from cvflow.params import TRACE_ENV, UNTRACKED, unread_declared, untracked_reads
-from conftest import git_copy
+from cvflow.params import UNTRACKED, unread_declared, untracked_reads
 
 pytestmark = pytest.mark.slow
 
@@ -27,18 +25,10 @@ SWITCHES = ("profile", "common.smoke")
 
 
 @pytest.fixture(scope="module")
-def traced(request, tmp_path_factory):
-    """(dvc.yaml's stages, {stage: its trace}) of a smoke pass over every stage: the suite's own smoke pass when
-    conftest.py gives it the trace folder (``pipeline_copy.trace``), else one of this module's own."""
-    copy = request.getfixturevalue("pipeline_copy")
-    if getattr(copy, "trace", None) is not None:
-        run, root, folder = request.getfixturevalue("smoke_pass").smoke, copy.root, Path(copy.trace)
-    else:
-        root = tmp_path_factory.mktemp("params-read") / "cvflow"
-        folder = root.parent / "trace"
-        env = {**git_copy(root), TRACE_ENV: str(folder)}
-        run = subprocess.run([*copy.dvc, "exp", "run", "-S", "common.smoke=true"], cwd=root, env=env,
-                             capture_output=True, text=True, timeout=1800)
+def traced(pipeline_copy, smoke_pass):
+    """(dvc.yaml's stages, {stage: its trace}) of the suite's own smoke pass over every stage, run with the trace
+    folder conftest.py gives it (``pipeline_copy.trace``)."""
+    run, root, folder = smoke_pass.smoke, pipeline_copy.root, Path(pipeline_copy.trace)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     return stages, {path.stem: json.loads(path.read_text()) for path in folder.glob("*.json")}

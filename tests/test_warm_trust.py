@@ -100,6 +100,20 @@ def _log(path: Path) -> str:
         return ""
 
 
+def _pending(path: Path) -> int:
+    """The connections waiting in the backlog of the server listening at ``path`` (not yet accepted): the
+    kernel's table of Unix sockets lists each under the server's path, in state 2 (connecting)."""
+    with open("/proc/net/unix") as table:
+        return sum(1 for line in table if line.split()[5:6] == ["02"] and line.rstrip("\n").endswith(f" {path}"))
+
+
+def _wait_for(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(0.02)
+
+
 def _client(env: dict, cwd: Path, *args: str, wrap: tuple[str, ...] = (), **popen) -> subprocess.Popen:
     return subprocess.Popen([*wrap, sys.executable, str(PROBE), "client", *args], env=env, cwd=cwd, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
@@ -400,9 +414,16 @@ def test_commands_that_come_as_the_server_steps_aside_run_cold(tmp_path, warm_di
     later = time.time_ns() + 10**9
     os.utime(tmp_path / "held_module.py", ns=(later, later))  # an edit of a file the server holds
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    silent.connect(str(path))  # holds the server a few seconds, so the four all wait in its backlog
-    clients = [_client(env, tmp_path, "context") for _ in range(4)]
-    time.sleep(2.0)
+    silent.connect(str(path))  # holds the server a few seconds (REQUEST_TIMEOUT) once it takes it
+    _wait_for(lambda: _pending(path) == 0, "the server took the silent connection")
+    # stopped, the server takes no connection, so the four all wait in its backlog however slow their start-up is
+    # (on a loaded machine one could come after the server left, find none and start one)
+    server.send_signal(signal.SIGSTOP)
+    try:
+        clients = [_client(env, tmp_path, "context") for _ in range(4)]
+        _wait_for(lambda: _pending(path) == 4, "the four commands connected")
+    finally:
+        server.send_signal(signal.SIGCONT)
     for client in clients:
         out, err = client.communicate(timeout=120)
         assert client.returncode == 0 and "Traceback" not in err, err
