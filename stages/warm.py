@@ -43,7 +43,8 @@ What else keeps it correct:
   handlers included; a client that disappears (killed) takes its child down with it.
 * It runs on Linux (fork, descriptors over Unix sockets, ``SO_PEERCRED``); elsewhere, under torchrun
   (``RANK`` set), or with ``CVFLOW_WARM=0``, every command runs cold.
-* The server exits after ``IDLE`` seconds without a command running or coming.
+* The server exits after ``IDLE`` seconds without a command running or coming; the command that started it,
+  which runs cold, counts as running (a first stage that trains for minutes keeps it for the stages after it).
 
 No maintained library forks warm Python processes for separate command-line invocations (the standard
 library's ``multiprocessing.forkserver`` serves only its own parent program), hence this module.
@@ -393,7 +394,8 @@ def start_server(path: Path, cwd: str) -> None:
         return  # no server: every command runs cold
     try:
         subprocess.Popen([sys.executable, "-c", "import sys; from cvflow.stages.warm import serve; "
-                          "serve(sys.argv[1])", str(path)], cwd=cwd, stdin=subprocess.DEVNULL,
+                          "serve(sys.argv[1], starter=int(sys.argv[2]))", str(path), str(os.getpid())], cwd=cwd,
+                         stdin=subprocess.DEVNULL,
                          stdout=log, stderr=log, start_new_session=True, close_fds=True)
     except OSError:
         pass
@@ -545,6 +547,24 @@ def _run_command(request: dict, fds: list[int], entry) -> None:
         os._exit(code)
 
 
+def _pidfd(pid: int | None) -> int | None:
+    """A descriptor that turns readable when process ``pid`` ends (Linux's pidfd: never another process that
+    reuses the number), or None: no pid, the process has ended already, or no pidfds here."""
+    if pid is None:
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _exited(pidfd: int) -> bool:
+    """True once the process of ``pidfd`` has ended."""
+    import select
+
+    return bool(select.select([pidfd], [], [], 0)[0])
+
+
 def _alive(pid: int) -> bool:
     """True while the server's child ``pid`` runs (SIGCHLD is ignored, so an ended one is reaped at once and its
     pid is no longer ours)."""
@@ -659,9 +679,12 @@ def preload() -> None:
         pass
 
 
-def serve(path: str, idle: float = IDLE, entry=None) -> None:
+def serve(path: str, idle: float = IDLE, entry=None, starter: int | None = None) -> None:
     """The server: preload, then fork a child per command until ``idle`` seconds pass without one.
-    ``entry(argv)`` runs a command in the child (tests give their own; default: the `cvflow` command)."""
+    ``entry(argv)`` runs a command in the child (tests give their own; default: the `cvflow` command).
+    ``starter``: the pid of the command that started the server and runs cold; it counts as a command running
+    (else a first stage that trains past ``idle`` left no server for the stages after it: each ran cold and
+    started another, whose imports took the core beside it)."""
     import threading
 
     entry = entry or _cold_entry
@@ -681,6 +704,7 @@ def serve(path: str, idle: float = IDLE, entry=None) -> None:
         return
     identity = os.stat(sock_path).st_ino
     uid = os.getuid()
+    starting = _pidfd(starter)
     try:
         began = time.monotonic()
         preload()
@@ -701,6 +725,8 @@ def serve(path: str, idle: float = IDLE, entry=None) -> None:
                 running = {pid for pid in running if _alive(pid)}
                 if running:  # idle means idle since the last command ended: a stage that trains for minutes
                     continue  # keeps the server for the stages after it (they ran cold and started another)
+                if starting is not None and not _exited(starting):
+                    continue  # the same for the command that started the server, cold
                 _log(f"no command for {idle:.0f} s; exiting")
                 return
             peer = _peer_uid(conn)
@@ -737,6 +763,8 @@ def serve(path: str, idle: float = IDLE, entry=None) -> None:
             if supervisor == 0:
                 try:  # never back into this loop (nor its finally, which removes the socket) from a child
                     server.close()
+                    if starting is not None:
+                        os.close(starting)
                     _supervise(conn, request, fds, entry)
                 finally:
                     os._exit(1)

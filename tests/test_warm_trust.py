@@ -80,12 +80,13 @@ def _path(env: dict, cwd: Path, wrap: tuple[str, ...] = ()) -> Path:
 
 
 def _server(env: dict, cwd: Path, *, wrap: tuple[str, ...] = (), preload: str = "", idle: float = 60,
-            wait: bool = True) -> tuple[subprocess.Popen, Path]:
-    """A light server at the socket a client with this context uses; its output goes to its log."""
+            wait: bool = True, starter: int | None = None) -> tuple[subprocess.Popen, Path]:
+    """A light server at the socket a client with this context uses; its output goes to its log. ``starter``:
+    the pid of the (cold) command that started it."""
     path = _path(env, cwd, wrap)
     with open(warm.log_path(path), "ab") as log:
-        process = subprocess.Popen([*wrap, sys.executable, str(PROBE), "server", str(path), str(idle), preload],
-                                   env=env, cwd=cwd, stdout=log, stderr=log)
+        process = subprocess.Popen([*wrap, sys.executable, str(PROBE), "server", str(path), str(idle), preload,
+                                    *([str(starter)] if starter else [])], env=env, cwd=cwd, stdout=log, stderr=log)
     deadline = time.monotonic() + 60
     while wait and "preloaded" not in _log(path):
         assert process.poll() is None and time.monotonic() < deadline, f"the server did not start: {_log(path)}"
@@ -464,6 +465,38 @@ def test_the_server_stays_while_a_command_runs_past_its_idle_time_then_leaves(tm
     client.communicate(timeout=60)
     server.wait(timeout=30)
     assert "no command for 1 s; exiting" in _log(path)
+
+
+def test_the_cold_command_that_started_the_server_keeps_it_while_it_runs(tmp_path, warm_dir):
+    """The row: a first stage that trained past the idle time ran cold beside the server it had started, which
+    left meanwhile, so the next stage ran cold too and started another server. The starter counts as running."""
+    env = _env(warm_dir)
+    starter = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
+                               text=True)
+    server, path = _server(env, tmp_path, idle=1, starter=starter.pid)
+    time.sleep(3)  # three idle times
+    assert server.poll() is None, "the server left while the command that started it ran"
+    starter.communicate("", timeout=30)  # it ends: idle from now on
+    server.wait(timeout=30)
+    assert "no command for 1 s; exiting" in _log(path)
+
+
+def test_a_command_that_finds_no_server_starts_one_that_it_keeps(tmp_path, warm_dir):
+    """The client that starts the server runs its command cold and names itself the server's starter."""
+    env = _env(warm_dir)
+    done = tmp_path / "done"
+    client = _client(env, tmp_path, "wait", str(done))
+    try:
+        assert int(client.stdout.readline()) == client.pid, "no server yet: the command runs cold"
+        path = _path(env, tmp_path)
+        _wait_for(lambda: re.search(r"\[(\d+)\] start:", _log(path)), "the command started no server")
+        pid = re.search(r"\[(\d+)\] start:", _log(path)).group(1)
+        argv = Path(f"/proc/{pid}/cmdline").read_text().rstrip("\0").split("\0")
+        assert argv[-2:] == [str(path), str(client.pid)], argv
+    finally:
+        done.touch()
+        client.communicate(timeout=60)
+    assert client.returncode == 0
 
 
 def test_ctrl_z_stops_the_command_fg_continues_it_and_signals_reach_it(tmp_path, warm_dir):

@@ -3,7 +3,7 @@ light warm server (``serve(..., entry=main)``, nothing preloaded) or cold in the
 
     python warm_probe.py client ARGS...    the `cvflow` client's logic (cvflow.stages.warm._main) with this
                                            probe as the command
-    python warm_probe.py server SOCK IDLE PRELOAD    a warm server whose children run this probe
+    python warm_probe.py server SOCK IDLE PRELOAD [STARTER]    a warm server whose children run this probe
     python warm_probe.py path              the socket a client in this process's context uses
 
 Commands: ``context`` prints the process context as JSON; ``wait FILE`` prints its pid, then waits for FILE
@@ -76,4 +76,5 @@ if __name__ == "__main__":
         print(warm.socket_path())
     else:
         warm.PRELOAD = tuple(filter(None, sys.argv[4].split(",")))
-        warm.serve(sys.argv[2], idle=float(sys.argv[3]), entry=main)
+        starter = int(sys.argv[5]) if len(sys.argv) > 5 else None  # the pid of a cold command that started it
+        warm.serve(sys.argv[2], idle=float(sys.argv[3]), entry=main, starter=starter)
