@@ -108,13 +108,6 @@ def _pending(path: Path) -> int:
         return sum(1 for line in table if line.split()[5:6] == ["02"] and line.rstrip("\n").endswith(f" {path}"))
 
 
-def _wait_for(condition, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(0.02)
-
-
 def _client(env: dict, cwd: Path, *args: str, wrap: tuple[str, ...] = (), **popen) -> subprocess.Popen:
     return subprocess.Popen([*wrap, sys.executable, str(PROBE), "client", *args], env=env, cwd=cwd, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
@@ -416,13 +409,13 @@ def test_commands_that_come_as_the_server_steps_aside_run_cold(tmp_path, warm_di
     os.utime(tmp_path / "held_module.py", ns=(later, later))  # an edit of a file the server holds
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     silent.connect(str(path))  # holds the server a few seconds (REQUEST_TIMEOUT) once it takes it
-    _wait_for(lambda: _pending(path) == 0, "the server took the silent connection")
+    _until(lambda: _pending(path) == 0, "the server took the silent connection", timeout=60)
     # stopped, the server takes no connection, so the four all wait in its backlog however slow their start-up is
     # (on a loaded machine one could come after the server left, find none and start one)
     server.send_signal(signal.SIGSTOP)
     try:
         clients = [_client(env, tmp_path, "context") for _ in range(4)]
-        _wait_for(lambda: _pending(path) == 4, "the four commands connected")
+        _until(lambda: _pending(path) == 4, "the four commands connected", timeout=60)
     finally:
         server.send_signal(signal.SIGCONT)
     for client in clients:
@@ -489,7 +482,7 @@ def test_a_command_that_finds_no_server_starts_one_that_it_keeps(tmp_path, warm_
     try:
         assert int(client.stdout.readline()) == client.pid, "no server yet: the command runs cold"
         path = _path(env, tmp_path)
-        _wait_for(lambda: re.search(r"\[(\d+)\] start:", _log(path)), "the command started no server")
+        _until(lambda: re.search(r"\[(\d+)\] start:", _log(path)), "the command started no server", timeout=60)
         pid = re.search(r"\[(\d+)\] start:", _log(path)).group(1)
         argv = Path(f"/proc/{pid}/cmdline").read_text().rstrip("\0").split("\0")
         assert argv[-2:] == [str(path), str(client.pid)], argv
