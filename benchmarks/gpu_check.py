@@ -13,7 +13,7 @@ recipe for a bounded number of steps, images/s and peak memory beside the book's
    batch, optimizer, bf16 autocast, channels_last, pinned memory and loader workers, all as the stage sets them up,
    on the demo twins' files that step 1 left in the real data sets' layouts (the real data sets are not
    available offline; the speed of a step depends on the recipe, not on the pixels). ImageNet weights come from
-   torchvision's cache or, absent there, the stand-ins tests/test_real_profile.py writes (random weights under
+   torchvision's cache or, absent there, the stand-ins tests/conftest.py writes (random weights under
    torchvision's file names). Only ``Trainer.fit`` is replaced: ``--warmup`` steps, then ``--steps`` timed steps
    (CUDA synchronised at both ends), and the training set repeated so one epoch holds them all.
 3. A table: stage, images/s, peak memory (``torch.cuda.max_memory_allocated``), the book's images/s; written as
@@ -218,7 +218,7 @@ def real_profile(root: Path, device: str, smoke: bool) -> None:
     params["profile"] = "real"
     params["common"].update(device=device, smoke=smoke)
     # The smoke overlay's `views: 1` would replace the real profile's `views: 0` (the frozen ResNet-34 on every
-    # augmented batch, the book's way and the cost to measure), as in tests/test_real_profile.py.
+    # augmented batch, the book's way and the cost to measure), as in the suite's smoke pass (tests/conftest.py).
     params["smoke"]["kaggle_dogs"]["views"] = params["kaggle_dogs"]["real"]["views"]  # the key stays: dvc.yaml
     # tracks each smoke key a stage reads
     if smoke:  # the smoke twin's 60 dogs over the real profile's 120 breeds would leave none to train on once each
@@ -237,13 +237,13 @@ def imagenet_weights(work: Path) -> str:
     (the real weights), else stand-ins written under ``work`` (no network on a GPU machine is assumed)."""
     import torch
 
-    from test_real_profile import _imagenet_weights, _stand_in_weights
+    from conftest import imagenet_weights as every_weights, stand_in_weights
 
     home = Path(os.environ.get("TORCH_HOME") or Path(torch.hub.get_dir()).parent)
     cached = home / "hub" / "checkpoints"
-    if all((cached / os.path.basename(w.url)).is_file() for w, _ in _imagenet_weights()):
+    if all((cached / os.path.basename(w.url)).is_file() for w, _ in every_weights()):
         return str(home)
-    _stand_in_weights(work / "torch")
+    stand_in_weights(work / "torch")
     return str(work / "torch")
 
 

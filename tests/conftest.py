@@ -1,8 +1,10 @@
 """Shared fixtures: the repository root, the real data slices in ../shared/data, tiny projects, and the
-one fresh copy of the repository that the smoke pass and then the demo's `dvc repro` run in."""
+one fresh copy of the repository that the smoke pass (the real profile, smoke-sized, on local data) and then
+the demo's `dvc repro` run in."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -163,38 +165,183 @@ def ran_stages(stdout: str) -> set[str]:
     return {line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")}
 
 
+# --- The suite's two passes over every stage of dvc.yaml, in one fresh copy of the repository --------------------
+#
+# First the smoke pass: the real profile (the book's recipes and layouts) on local data with the smoke switch,
+# `dvc exp run -S common.smoke=true` as the README's install check runs it (tests/test_real_profile.py checks it);
+# then the demo's `dvc repro` (tests/test_e2e_dvc.py), which must rerun every stage after it. Both record the
+# params keys each stage reads (tests/test_params_read.py: one trace per profile).
+
+# Kaggle CIFAR-10: the first images of the real slice (the real profile trains the book's full-width
+# ResNet-18 twice, at a few images a second on a laptop CPU; all 4,660 would take many minutes).
+KAGGLE_CIFAR10_TRAIN = 100
+KAGGLE_CIFAR10_TEST = 20
+
+
+def imagenet_weights() -> list:
+    """Every torchvision weights entry the real profile loads (13.2 and 13.11: ResNet-18; 13.14:
+    ResNet-34; 13.12: VGG-19), with the torchvision builder of its architecture."""
+    from torchvision.models import ResNet18_Weights, ResNet34_Weights, VGG19_Weights, resnet18, resnet34, vgg19
+
+    return [(ResNet18_Weights.IMAGENET1K_V1, resnet18), (ResNet34_Weights.IMAGENET1K_V1, resnet34),
+            (VGG19_Weights.IMAGENET1K_V1, vgg19)]
+
+
+def stand_in_weights(torch_home: Path) -> list[Path]:
+    """ImageNet weights stood in by randomly initialised models' state dicts, saved where torchvision keeps
+    its downloads (``$TORCH_HOME/hub/checkpoints/``, under the file names it downloads them as): torchvision
+    checks a file's hash only when it downloads it, so a cached file is used as is, the same way for a real
+    file and for a stand-in (no code path is switched off for the test)."""
+    import torch
+
+    folder = torch_home / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    files = []
+    for weights, build in imagenet_weights():
+        torch.manual_seed(0)
+        path = folder / os.path.basename(weights.url)  # e.g. resnet18-f37072fd.pth (hash prefix in the name)
+        torch.save(build(weights=None).state_dict(), path)
+        files.append(path)
+    return files
+
+
+def _kaggle_cifar10_slice(src: Path, dest: Path) -> None:
+    """The first images of the real Kaggle CIFAR-10 slice, in its layout (ids kept)."""
+    import csv
+
+    with open(src / "trainLabels.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    header, train = rows[0], rows[1 : KAGGLE_CIFAR10_TRAIN + 1]
+    (dest / "train").mkdir(parents=True)
+    (dest / "test").mkdir()
+    for image_id, _ in train:
+        shutil.copy2(src / "train" / f"{image_id}.png", dest / "train" / f"{image_id}.png")
+    with open(dest / "trainLabels.csv", "w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([header, *train])
+    test_ids = sorted(int(p.stem) for p in (src / "test").glob("*.png"))[:KAGGLE_CIFAR10_TEST]
+    for image_id in test_ids:
+        shutil.copy2(src / "test" / f"{image_id}.png", dest / "test" / f"{image_id}.png")
+    shutil.copy2(src / "testLabels.csv", dest / "testLabels.csv")
+
+
+def local_data(data: Path) -> dict[str, Path]:
+    """Every data set of the real profile as a local folder under ``data`` (``data.source: local``): copies of
+    the real slices in ../shared/data where they exist (hot dogs, the book's photos, VOC2012, Kaggle CIFAR-10),
+    the project's own twins (written by its generators) for the rest (bananas, torchvision's CIFAR-10, Kaggle
+    dog breeds). Returns {task: path}."""
+    import importlib
+
+    paths = {}
+    for task, name in (("hotdog", "hotdog"), ("photos", "d2l-img"), ("voc", "voc-mini")):
+        paths[task] = data / name
+        # a writable copy, not the slice itself: the pipeline hard-links the files it is given
+        shutil.copytree(shared(name), paths[task], copy_function=shutil.copyfile)
+        for folder in (paths[task], *(p for p in paths[task].rglob("*") if p.is_dir())):
+            folder.chmod(0o755)
+    paths["kaggle_cifar10"] = data / "kaggle-cifar10"
+    _kaggle_cifar10_slice(shared("kaggle-cifar10-real"), paths["kaggle_cifar10"])
+
+    twins = lambda module: importlib.import_module(f"cvflow.twins.{module}")  # noqa: E731
+    paths["bananas"] = twins("bananas").generate_bananas(data / "banana-detection", n_train=16, n_val=8, seed=7)
+    twins("cifar").generate_cifar10_torchvision(data / "cifar10", n_train=100, n_test=20, seed=11)
+    paths["cifar10"] = data / "cifar10"  # the folder holding cifar-10-batches-py
+    dogs = twins("dogs")
+    paths["kaggle_dogs"] = dogs.generate_kaggle_dogs(data / "dog-breed-identification", dogs.DOG_BREEDS[:10],
+                                                     n_train=60, n_test=10, seed=14)
+    return paths
+
+
+def real_profile_params(root: Path, paths: dict[str, Path]) -> dict:
+    """params.yaml of the copy: profile real, every data set local (the smoke switch stays off in the file:
+    the pass turns it on with `-S`)."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["profile"] = "real"
+    for task, path in paths.items():
+        params[task]["real"]["data"].update(source="local", path=str(path))
+    # The smoke overlay's `views: 1` would replace the real profile's `views: 0`, the book's path that a GPU
+    # user runs (the frozen ResNet-34 on freshly augmented images in every batch): lay the real one over itself
+    # (the key stays: dvc.yaml tracks each smoke key a stage reads)
+    params["smoke"]["kaggle_dogs"]["views"] = params["kaggle_dogs"]["real"]["views"]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
 @pytest.fixture(scope="session")
 def pipeline_copy(tmp_path_factory) -> SimpleNamespace:
     """One fresh copy of the repository (`git_copy`) for both passes over every stage of `dvc.yaml`:
-    the smoke pass first (`smoke_pass`, tests/test_dvc_smoke.py), then the demo (`demo_repo`,
-    tests/test_e2e_dvc.py)."""
+    the smoke pass first (`smoke_pass`), then the demo (`demo_repo`)."""
     root = tmp_path_factory.mktemp("pipeline") / "cvflow"
     env = git_copy(root)
     return SimpleNamespace(root=root, env=env, dvc=[sys.executable, "-m", "dvc"], smoke=None, demo=None,
-                           trace=root.parent / "params-trace")
+                           traces=root.parent / "params-trace")
+
+
+def stage_outputs(stage: dict) -> list[str]:
+    """The paths a dvc.yaml stage writes (its outs, metrics and plots)."""
+    return [out if isinstance(out, str) else next(iter(out))
+            for key in ("outs", "metrics", "plots") for out in stage.get(key) or []]
+
+
+def _written(path: Path) -> bool:
+    """A file (a JSON one not empty) or a folder with something in it."""
+    if path.is_file():
+        return path.suffix != ".json" or bool(json.loads(path.read_text()))
+    return path.is_dir() and any(path.iterdir())
+
+
+#: what the smoke pass's checks read, kept beside the copy before the demo's repro overwrites the workspace
+SMOKE_KEPT = ("params.yaml", "dvc.lock", "metrics", "data/submissions", "data/hotdog", "data/reports/style")
 
 
 @pytest.fixture(scope="session")
-def smoke_pass(pipeline_copy) -> SimpleNamespace:
-    """`dvc exp run -S common.smoke=true` in the fresh copy: every stage on tiny data. Its checks
-    (tests/test_dvc_smoke.py) read the workspace, so they run before `demo_repo` overwrites it."""
+def smoke_pass(pipeline_copy, tmp_path_factory) -> SimpleNamespace:
+    """`dvc exp run -S common.smoke=true` in the fresh copy, on the real profile with every data set local and
+    stand-in ImageNet weights: every stage, smoke-sized. ``kept`` holds what its checks read (`SMOKE_KEPT`),
+    ``stale_without_smoke`` the stages `dvc status` then calls changed when the switch is turned off again."""
     copy = pipeline_copy
+    local = tmp_path_factory.mktemp("real-local")
+    copy.local = local_data(local / "data")
+    copy.real_params = real_profile_params(copy.root, copy.local)
+    home = local / "torch"
+    weights = stand_in_weights(home)
     start = time.monotonic()
     copy.smoke = subprocess.run([*copy.dvc, "exp", "run", "-S", "common.smoke=true"], cwd=copy.root,
-                                env={**copy.env, "CVFLOW_PARAMS_TRACE": str(copy.trace)}, capture_output=True,
-                                text=True, timeout=1800)  # each stage records the params keys it reads
+                                env={**copy.env, "TORCH_HOME": str(home),
+                                     "CVFLOW_PARAMS_TRACE": str(copy.traces / "real")},  # each stage's reads
+                                capture_output=True, text=True, timeout=1800)
     copy.smoke_seconds = time.monotonic() - start
+    copy.stand_ins = [path.name for path in weights if path.is_file()]  # still there: none was moved or replaced
+    stages = yaml.safe_load((copy.root / "dvc.yaml").read_text())["stages"]
+    copy.written = {out: _written(copy.root / out) for stage in stages.values() for out in stage_outputs(stage)}
+    shutil.rmtree(home, ignore_errors=True)  # 700 MB (VGG-19's mostly)
+    copy.kept = copy.root.parent / "smoke-workspace"
+    for name in SMOKE_KEPT:
+        if (copy.root / name).is_dir():
+            shutil.copytree(copy.root / name, copy.kept / name)
+        elif (copy.root / name).is_file():
+            (copy.kept / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(copy.root / name, copy.kept / name)
+    if copy.smoke.returncode == 0:
+        params = (copy.root / "params.yaml").read_text()
+        switched_off = yaml.safe_load(params)
+        switched_off["common"]["smoke"] = False
+        (copy.root / "params.yaml").write_text(yaml.safe_dump(switched_off, sort_keys=False))
+        status = subprocess.run([*copy.dvc, "status", "--json"], cwd=copy.root, env=copy.env, capture_output=True,
+                                text=True, timeout=600)
+        (copy.root / "params.yaml").write_text(params)
+        assert status.returncode == 0, status.stderr
+        copy.stale_without_smoke = set(json.loads(status.stdout))
     return copy
 
 
 @pytest.fixture(scope="session")
 def demo_repo(request, pipeline_copy):
-    """The demo's `dvc repro` in the same copy, after the smoke pass when this session runs the smoke
-    checks (alone, the e2e tests skip it): params.yaml and dvc.lock go back to the committed demo, the
-    smoke's MLflow store moves aside (the e2e checks count the demo's runs), and every stage must rerun,
-    for the smoke switch is a param of each."""
+    """The demo's `dvc repro` in the same copy, after the smoke pass when this session runs its checks (alone,
+    the e2e tests skip it): params.yaml and dvc.lock go back to the committed demo, the smoke's MLflow store
+    moves aside (the e2e checks count the demo's runs), and every stage must rerun."""
     copy = pipeline_copy
-    if any("smoke_pass" in getattr(item, "fixturenames", ()) for item in request.session.items):
+    if copy.smoke is not None or any("smoke_pass" in getattr(item, "fixturenames", ())
+                                     for item in request.session.items):
         request.getfixturevalue("smoke_pass")
         subprocess.run(["git", "checkout", "-q", "HEAD", "--", "params.yaml", "dvc.lock"], cwd=copy.root,
                        env=copy.env, check=True, capture_output=True)
@@ -204,8 +351,8 @@ def demo_repo(request, pipeline_copy):
             if (copy.root / name).exists():
                 shutil.move(copy.root / name, aside / name)
     start = time.monotonic()
-    copy.demo = subprocess.run([*copy.dvc, "repro"], cwd=copy.root, env=copy.env, capture_output=True,
-                               text=True, timeout=1800)
+    copy.demo = subprocess.run([*copy.dvc, "repro"], cwd=copy.root, capture_output=True, text=True, timeout=1800,
+                               env={**copy.env, "CVFLOW_PARAMS_TRACE": str(copy.traces / "demo")})
     copy.demo_seconds = time.monotonic() - start
     assert copy.demo.returncode == 0, copy.demo.stdout[-3000:] + copy.demo.stderr[-3000:]
     print(f"demo repro over every stage: {copy.demo_seconds:.0f} s")

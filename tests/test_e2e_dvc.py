@@ -6,8 +6,8 @@ committed dvc.lock must come out unchanged (every output reproduced to the byte,
 is clean), a second `dvc repro` must run nothing, and editing one learning rate or the demo twins'
 raster module must invalidate exactly the stages that depend on it.
 
-It runs in the fresh copy the smoke pass ran in just before (`demo_repo` in conftest.py, after
-tests/test_dvc_smoke.py): the demo's `dvc repro` must rerun every stage, none restored from the smoke's.
+It runs in the fresh copy the smoke pass ran in just before (`demo_repo` in conftest.py, after `smoke_pass`,
+tests/test_real_profile.py): the demo's `dvc repro` must rerun every stage, none restored from the smoke's.
 """
 
 from __future__ import annotations
@@ -34,29 +34,13 @@ def _run(args, cwd, env, timeout=1800):
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _untouched_by_smoke(root) -> set[str]:
-    """The stages of the tasks the ``smoke`` section does not name (the book's photos, the figures drawn from
-    them), from the declarations: the report reads every task's results, so the smoke switch is its param too."""
-    from cvflow.pipelines import TASKS
-
-    smoke = yaml.safe_load((root / "params.yaml").read_text())["smoke"]
-    return {task.stage_name(stage, variant) for task in TASKS if task.name != "report" and task.key not in smoke
-            for stage in task.stages if stage.dvc for variant in (stage.variants or (None,))}
-
-
 def test_repro_runs_every_stage_after_the_smoke_pass(demo_repo):
-    """The smoke switch is a param of every stage whose values it changes (of the smoke section, the keys laid
-    over what the stage reads), and the others read what those write, so the demo's repro after the smoke pass
-    reruns every stage of a task the smoke section names: none is skipped or restored from the smoke's run cache.
-    The stages it does not touch (the book's photos and the figures drawn from them) stay up to date."""
+    """After the smoke pass (the real profile, smoke-sized, in the same copy), the demo's repro reruns every stage:
+    none is skipped or restored from the smoke pass's run cache (what the smoke switch makes stale on its own is
+    tests/test_real_profile.py's)."""
     root, _, _, first = demo_repo
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    untouched = _untouched_by_smoke(root)
-    ran = ran_stages(first.stdout)
-    assert set(stages) - untouched <= ran, sorted(set(stages) - untouched - ran)
-    assert not ran & untouched, sorted(ran & untouched)
-    smoked = {name for name, spec in stages.items() if "common.smoke" in spec.get("params", [])}
-    assert smoked and not smoked & untouched
+    assert ran_stages(first.stdout) == set(stages), sorted(set(stages) - ran_stages(first.stdout))
     assert "skipping run" not in first.stdout, first.stdout[-3000:]
 
 

@@ -1,4 +1,6 @@
-"""The real profile end to end (issue 17): `profile: real` with the smoke overlay, `dvc repro` over every stage.
+"""The smoke pass: the real profile end to end (issue 17) under the smoke switch, `dvc exp run -S common.smoke=true`
+over every stage (the README's install check), in the suite's fresh copy before the demo's repro (`smoke_pass` in
+conftest.py; its checks read what the pass left, kept beside the copy).
 
 The paths a GPU user runs (the book's recipes, ImageNet weights, real file layouts) with no network:
 
@@ -7,156 +9,50 @@ The paths a GPU user runs (the book's recipes, ImageNet weights, real file layou
   twins (written by its generators into a temporary folder) for the rest (bananas, torchvision's
   CIFAR-10, Kaggle dog breeds);
 * ImageNet weights (ResNet-18, ResNet-34, VGG-19) are stood in by randomly initialised torchvision
-  models saved under the file names torchvision downloads them as, in `$TORCH_HOME/hub/checkpoints/`:
-  torchvision checks a file's hash only when it downloads it, so a cached file is used as is, the
-  same way for a real file and for a stand-in (no code path is switched off for the test).
+  models saved under the file names torchvision downloads them as, in `$TORCH_HOME/hub/checkpoints/`
+  (conftest.py's `stand_in_weights`).
 
-Every stage of dvc.yaml must run, and both Kaggle submissions must pass the project's own checks
-with one row per local test image.
+Every stage of dvc.yaml must run, the smoke values must reach what the stages wrote, turning the switch off again
+must make every stage it touched stale, and both Kaggle submissions must pass the project's own checks with one
+row per local test image.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib
-import os
-import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
+import json
 
 import pytest
 import yaml
 
-from conftest import git_copy, shared
+from conftest import KAGGLE_CIFAR10_TEST, imagenet_weights, ran_stages, stage_outputs
 
 pytestmark = pytest.mark.slow
 
-# Kaggle CIFAR-10: the first images of the real slice (the real profile trains the book's full-width
-# ResNet-18 twice, at a few images a second on a laptop CPU; all 4,660 would take many minutes).
-KAGGLE_CIFAR10_TRAIN = 100
-KAGGLE_CIFAR10_TEST = 20
+
+def _rows(path) -> int:
+    """The data rows of a CSV file (its header aside)."""
+    return len(path.read_text().splitlines()) - 1
 
 
-def _twins(module: str):
-    """The project's twin generator ``cvflow.twins.<module>``."""
-    return importlib.import_module(f"cvflow.twins.{module}")
-
-
-def _imagenet_weights() -> list:
-    """Every torchvision weights entry the real profile loads (13.2 and 13.11: ResNet-18; 13.14:
-    ResNet-34; 13.12: VGG-19), with the torchvision builder of its architecture."""
-    from torchvision.models import ResNet18_Weights, ResNet34_Weights, VGG19_Weights, resnet18, resnet34, vgg19
-
-    return [(ResNet18_Weights.IMAGENET1K_V1, resnet18), (ResNet34_Weights.IMAGENET1K_V1, resnet34),
-            (VGG19_Weights.IMAGENET1K_V1, vgg19)]
-
-
-def _stand_in_weights(torch_home: Path) -> list[Path]:
-    """Randomly initialised models' state dicts where torchvision keeps its downloads."""
-    import torch
-
-    folder = torch_home / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    files = []
-    for weights, build in _imagenet_weights():
-        torch.manual_seed(0)
-        path = folder / os.path.basename(weights.url)  # e.g. resnet18-f37072fd.pth (hash prefix in the name)
-        torch.save(build(weights=None).state_dict(), path)
-        files.append(path)
-    return files
-
-
-def _kaggle_cifar10_slice(src: Path, dest: Path) -> tuple[int, list[int]]:
-    """The first images of the real Kaggle CIFAR-10 slice, in its layout (ids kept)."""
-    with open(src / "trainLabels.csv", newline="") as handle:
-        rows = list(csv.reader(handle))
-    header, train = rows[0], rows[1 : KAGGLE_CIFAR10_TRAIN + 1]
-    (dest / "train").mkdir(parents=True)
-    (dest / "test").mkdir()
-    for image_id, _ in train:
-        shutil.copy2(src / "train" / f"{image_id}.png", dest / "train" / f"{image_id}.png")
-    with open(dest / "trainLabels.csv", "w", newline="") as handle:
-        csv.writer(handle, lineterminator="\n").writerows([header, *train])
-    test_ids = sorted(int(p.stem) for p in (src / "test").glob("*.png"))[:KAGGLE_CIFAR10_TEST]
-    for image_id in test_ids:
-        shutil.copy2(src / "test" / f"{image_id}.png", dest / "test" / f"{image_id}.png")
-    shutil.copy2(src / "testLabels.csv", dest / "testLabels.csv")
-    return len(train), test_ids
-
-
-def _local_data(data: Path) -> dict[str, Path]:
-    """Every data set of the real profile as a local folder under ``data``: copies of the real slices,
-    generated twins for the others. Returns {task: path}."""
-    paths = {}
-    for task, name in (("hotdog", "hotdog"), ("photos", "d2l-img"), ("voc", "voc-mini")):
-        paths[task] = data / name
-        # a writable copy, not the slice itself: the pipeline hard-links the files it is given
-        shutil.copytree(shared(name), paths[task], copy_function=shutil.copyfile)
-        for folder in (paths[task], *(p for p in paths[task].rglob("*") if p.is_dir())):
-            folder.chmod(0o755)
-    paths["kaggle_cifar10"] = data / "kaggle-cifar10"
-    _kaggle_cifar10_slice(shared("kaggle-cifar10-real"), paths["kaggle_cifar10"])
-
-    paths["bananas"] = _twins("bananas").generate_bananas(data / "banana-detection", n_train=16, n_val=8, seed=7)
-    _twins("cifar").generate_cifar10_torchvision(data / "cifar10", n_train=100, n_test=20, seed=11)
-    paths["cifar10"] = data / "cifar10"  # the folder holding cifar-10-batches-py
-    dogs = _twins("dogs")
-    paths["kaggle_dogs"] = dogs.generate_kaggle_dogs(data / "dog-breed-identification", dogs.DOG_BREEDS[:10],
-                                                     n_train=60, n_test=10, seed=14)
-    return paths
-
-
-def _real_profile(root: Path, paths: dict[str, Path]) -> dict:
-    """params.yaml of the copy: profile real, the smoke overlay on, every data set local."""
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["profile"] = "real"
-    params["common"]["smoke"] = True
-    for task, path in paths.items():
-        params[task]["real"]["data"].update(source="local", path=str(path))
-    # The smoke overlay's `views: 1` would replace the real profile's `views: 0`, the book's path that a GPU
-    # user runs (the frozen ResNet-34 on freshly augmented images in every batch): lay the real one over itself
-    # (the key stays: dvc.yaml tracks each smoke key a stage reads)
-    params["smoke"]["kaggle_dogs"]["views"] = params["kaggle_dogs"]["real"]["views"]
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return params
-
-
-def _submission_ids(path: Path) -> list[str]:
+def _submission_ids(path) -> list[str]:
     with open(path, newline="") as handle:
         return [row[0] for row in list(csv.reader(handle))[1:]]
 
 
-@pytest.fixture
-def torch_home(tmp_path):
-    """$TORCH_HOME with the stand-in ImageNet weights (700 MB, VGG-19's mostly): removed after the test,
-    since pytest keeps the temporary folders of its last runs."""
-    home = tmp_path / "torch"
-    yield home, _stand_in_weights(home)
-    shutil.rmtree(home, ignore_errors=True)
-
-
-def test_real_profile_runs_every_stage_on_local_data(tmp_path, torch_home):
-    root = tmp_path / "cvflow"
-    env = git_copy(root)
-    paths = _local_data(tmp_path / "local")
-    home, weights = torch_home
-    env["TORCH_HOME"] = str(home)
-    params = _real_profile(root, paths)
-
-    start = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=root, env=env, capture_output=True,
-                         text=True, timeout=1500)
-    seconds = time.monotonic() - start
+def test_the_real_profile_runs_every_stage_on_local_data(smoke_pass, tmp_path):
+    run, root, kept, paths, params = smoke_pass.smoke, smoke_pass.root, smoke_pass.kept, smoke_pass.local, \
+        smoke_pass.real_params
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    print(f"real profile (smoke) over every stage: {seconds:.0f} s")
+    print(f"smoke pass (the real profile) over every stage: {smoke_pass.smoke_seconds:.0f} s")
 
-    # every stage ran, none skipped or cached: dvc.lock records each, with the real profile's params
+    # every stage ran, none skipped or cached, and wrote every output: dvc.lock records each, with the real
+    # profile's params
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    ran = {line.split("'")[1] for line in run.stdout.splitlines() if line.startswith("Running stage")}
+    ran = ran_stages(run.stdout)
     assert ran == set(stages), sorted(set(stages) - ran)
-    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert [out for out, written in smoke_pass.written.items() if not written] == [], "outputs missing or empty"
+    lock = yaml.safe_load((kept / "dvc.lock").read_text())["stages"]
     assert set(lock) == set(stages), sorted(set(stages) - set(lock))
     assert lock["fetch-hotdog"]["params"]["params.yaml"]["profile"] == "real"
     assert lock["fetch-hotdog"]["params"]["params.yaml"]["hotdog.real.data"]["source"] == "local"
@@ -164,25 +60,25 @@ def test_real_profile_runs_every_stage_on_local_data(tmp_path, torch_home):
     # what the stages read: the real profile, shrunk by the smoke overlay, with the book's on-the-fly backbone
     from cvflow.pipelines import load_params
 
-    active = load_params(root / "params.yaml")
+    active = load_params(kept / "params.yaml")
     assert active.profile == "real" and active.common.smoke
     assert active.task("kaggle_dogs").views == 0 and active.task("kaggle_dogs").backbone.layer == "output"
 
     # the stand-ins were the weights used: the ImageNet paths ran (no source model, no random VGG)
-    assert all(path.is_file() for path in weights)
+    assert sorted(smoke_pass.stand_ins) == sorted(w.url.rsplit("/", 1)[1] for w, _ in imagenet_weights())
     assert params["hotdog"]["real"]["weights"] == "imagenet" and params["voc"]["real"]["weights"] == "imagenet"
     assert params["kaggle_dogs"]["real"]["backbone"]["weights"] == "imagenet"
     assert params["style"]["real"]["net"]["weights"] == "imagenet"
 
     # the local data was what ran: the real slices' sizes
-    hotdog = root / "data" / "hotdog"
+    hotdog = kept / "data" / "hotdog"
     assert sum(1 for _ in hotdog.rglob("*.jpg")) == sum(1 for _ in paths["hotdog"].rglob("*.jpg"))
 
     from cvflow.data.submissions import check_dog_submission, score_submission, write_cifar10_submission
 
     # Kaggle CIFAR-10: one row per local test image, ids in numeric order, every label a class; the
     # project's own writer checks (classes, every test id once) pass on the file as it stands
-    cifar_csv = root / "data" / "submissions" / "kaggle-cifar10.csv"
+    cifar_csv = kept / "data" / "submissions" / "kaggle-cifar10.csv"
     test_ids = sorted(int(p.stem) for p in (paths["kaggle_cifar10"] / "test").glob("*.png"))
     with open(cifar_csv, newline="") as handle:
         rows = list(csv.reader(handle))
@@ -197,9 +93,74 @@ def test_real_profile_runs_every_stage_on_local_data(tmp_path, torch_home):
     assert score["scored"] == KAGGLE_CIFAR10_TEST and 0 <= score["accuracy"] <= 1
 
     # Kaggle dog breeds: the sample submission's columns and ids, probabilities summing to 1
-    dogs_csv = root / "data" / "submissions" / "kaggle-dogs.csv"
+    dogs_csv = kept / "data" / "submissions" / "kaggle-dogs.csv"
     dog_test_ids = sorted(p.stem for p in (paths["kaggle_dogs"] / "test").glob("*.jpg"))
     checked = check_dog_submission(dogs_csv, sample_submission=paths["kaggle_dogs"] / "sample_submission.csv",
                                    expected_ids=dog_test_ids)
     assert checked == {"rows": len(dog_test_ids), "breeds": 10}
     assert sorted(_submission_ids(dogs_csv)) == dog_test_ids
+
+
+def test_the_smoke_values_reach_what_the_stages_write(smoke_pass):
+    """Epochs and steps are the smoke section's, not the real profile's (each differs from the real value, so each
+    check tells them apart), and so is the style transfer's picture size."""
+    from PIL import Image
+
+    kept = smoke_pass.kept
+    assert smoke_pass.smoke.returncode == 0, smoke_pass.smoke.stderr[-3000:]
+    params = smoke_pass.real_params
+    smoke, real = params["smoke"], {task: params[task]["real"] for task in params["smoke"]}
+    style = json.loads((kept / "metrics" / "style.json").read_text())
+    height, width = smoke["style"]["scales"][-1]
+    produced_and_smoke_and_real = {
+        "hot dog fine-tune epochs": (_rows(kept / "metrics" / "hotdog" / "finetune_history.csv"),
+                                     smoke["hotdog"]["finetune"]["epochs"], real["hotdog"]["finetune"]["epochs"]),
+        "bananas epochs": (_rows(kept / "metrics" / "bananas" / "tinyssd_history.csv"),
+                           smoke["bananas"]["recipe"]["epochs"], real["bananas"]["recipe"]["epochs"]),
+        "CIFAR-10 epochs": (_rows(kept / "metrics" / "cifar10-augmentation" / "augment_history.csv"),
+                            smoke["cifar10"]["recipe"]["epochs"], real["cifar10"]["recipe"]["epochs"]),
+        "Kaggle CIFAR-10 epochs": (_rows(kept / "metrics" / "kaggle-cifar10" / "train_history.csv"),
+                                   smoke["kaggle_cifar10"]["recipe"]["epochs"],
+                                   real["kaggle_cifar10"]["recipe"]["epochs"]),
+        "FCN epochs": (_rows(kept / "metrics" / "voc" / "fcn_history.csv"), smoke["voc"]["recipe"]["epochs"],
+                       real["voc"]["recipe"]["epochs"]),
+        "Kaggle dogs epochs": (_rows(kept / "metrics" / "kaggle-dogs" / "train_history.csv"),
+                               smoke["kaggle_dogs"]["recipe"]["epochs"], real["kaggle_dogs"]["recipe"]["epochs"]),
+        "style steps": (style["steps"], smoke["style"]["steps"], real["style"]["steps"]),
+        "style history rows": (_rows(kept / "metrics" / "style" / "rainier-autumn-oak_history.csv"),
+                               smoke["style"]["steps"], real["style"]["steps"]),
+        "style picture size": (Image.open(kept / "data" / "reports" / "style" / "rainier-autumn-oak.png").size,
+                               (width, height), tuple(reversed(real["style"]["scales"][-1]))),
+    }
+    for what, (produced, smoke_value, real_value) in produced_and_smoke_and_real.items():
+        assert smoke_value != real_value, f"{what}: the smoke and real values agree, the check tells nothing"
+        assert produced == smoke_value, f"{what}: {produced}, not the smoke's {smoke_value}"
+
+
+def _untouched_by_smoke(smoke: dict) -> set[str]:
+    """The stages of the tasks the ``smoke`` section does not name (the book's photos, the figures drawn from
+    them), from the declarations: the report reads every task's results, so the smoke switch is its param too."""
+    from cvflow.pipelines import TASKS
+
+    return {task.stage_name(stage, variant) for task in TASKS if task.name != "report" and task.key not in smoke
+            for stage in task.stages if stage.dvc for variant in (stage.variants or (None,))}
+
+
+def test_turning_the_smoke_switch_off_makes_every_stage_it_touched_stale(smoke_pass):
+    """The smoke switch is a param of every stage whose values it changes (of the smoke section, the keys laid over
+    what the stage reads), and the others read what those write: after the smoke pass, `dvc status` with the switch
+    off calls exactly the stages that track it changed, and through their outputs every stage of a task the smoke
+    section names follows them (a plain `dvc repro` reruns it; none keeps a smoke result). The stages it does not
+    touch (the book's photos and the figures drawn from them) track neither the switch nor a smoked output."""
+    assert smoke_pass.smoke.returncode == 0, smoke_pass.smoke.stderr[-3000:]
+    stages = yaml.safe_load((smoke_pass.root / "dvc.yaml").read_text())["stages"]
+    smoked = {name for name, spec in stages.items() if "common.smoke" in spec.get("params", [])}
+    assert smoke_pass.stale_without_smoke == smoked
+    followed, grew = set(smoked), True
+    while grew:  # the stages reading an output of a stage that reruns rerun too
+        outs = [out for name in followed for out in stage_outputs(stages[name])]
+        after = followed | {name for name, spec in stages.items()
+                            if any(dep == out or dep.startswith(out + "/") for dep in spec.get("deps", []) for out in outs)}
+        followed, grew = after, after != followed
+    untouched = _untouched_by_smoke(smoke_pass.real_params["smoke"])
+    assert untouched and followed == set(stages) - untouched, sorted(set(stages) ^ untouched ^ followed)
