@@ -299,8 +299,12 @@ def smoke_pass(pipeline_copy, tmp_path_factory) -> SimpleNamespace:
     stand-in ImageNet weights: every stage, smoke-sized. ``kept`` holds what its checks read (`SMOKE_KEPT`),
     ``stale_without_smoke`` the stages `dvc status` then calls changed when the switch is turned off again."""
     copy = pipeline_copy
+    if copy.demo is not None:
+        pytest.fail("the smoke pass must run before the demo's repro in the shared copy (it would overwrite the "
+                    "demo's workspace): a fixture that needs it must name `smoke_pass`, so that `demo_repo` runs it "
+                    "first")
     local = tmp_path_factory.mktemp("real-local")
-    copy.local = local_data(local / "data")
+    copy.local = local_data(local / "data")  # a skip (with the reason) without ../shared/data
     copy.real_params = real_profile_params(copy.root, copy.local)
     home = local / "torch"
     weights = stand_in_weights(home)
@@ -310,7 +314,7 @@ def smoke_pass(pipeline_copy, tmp_path_factory) -> SimpleNamespace:
                                      "CVFLOW_PARAMS_TRACE": str(copy.traces / "real")},  # each stage's reads
                                 capture_output=True, text=True, timeout=1800)
     copy.smoke_seconds = time.monotonic() - start
-    copy.stand_ins = [path.name for path in weights if path.is_file()]  # still there: none was moved or replaced
+    copy.stand_ins = [path.name for path in weights if path.is_file()]  # what $TORCH_HOME held for the pass
     stages = yaml.safe_load((copy.root / "dvc.yaml").read_text())["stages"]
     copy.written = {out: _written(copy.root / out) for stage in stages.values() for out in stage_outputs(stage)}
     shutil.rmtree(home, ignore_errors=True)  # 700 MB (VGG-19's mostly)
@@ -329,27 +333,30 @@ def smoke_pass(pipeline_copy, tmp_path_factory) -> SimpleNamespace:
         status = subprocess.run([*copy.dvc, "status", "--json"], cwd=copy.root, env=copy.env, capture_output=True,
                                 text=True, timeout=600)
         (copy.root / "params.yaml").write_text(params)
-        assert status.returncode == 0, status.stderr
-        copy.stale_without_smoke = set(json.loads(status.stdout))
+        copy.stale_without_smoke = set(json.loads(status.stdout)) if status.returncode == 0 else status.stderr
     return copy
 
 
 @pytest.fixture(scope="session")
 def demo_repo(request, pipeline_copy):
-    """The demo's `dvc repro` in the same copy, after the smoke pass when this session runs its checks (alone,
-    the e2e tests skip it): params.yaml and dvc.lock go back to the committed demo, the smoke's MLflow store
-    moves aside (the e2e checks count the demo's runs), and every stage must rerun."""
+    """The demo's `dvc repro` in the same copy, after the smoke pass when this session runs a test that needs it
+    (alone, the e2e tests skip it; without ../shared/data it skips and the demo runs all the same):
+    params.yaml and dvc.lock go back to the committed demo, the smoke's MLflow store moves aside (the e2e
+    checks count the demo's runs), and every stage must rerun."""
     copy = pipeline_copy
-    if copy.smoke is not None or any("smoke_pass" in getattr(item, "fixturenames", ())
-                                     for item in request.session.items):
-        request.getfixturevalue("smoke_pass")
-        subprocess.run(["git", "checkout", "-q", "HEAD", "--", "params.yaml", "dvc.lock"], cwd=copy.root,
-                       env=copy.env, check=True, capture_output=True)
-        aside = copy.root.parent / "smoke-mlflow"
-        aside.mkdir(exist_ok=True)
-        for name in ("mlflow.db", "mlruns"):
-            if (copy.root / name).exists():
-                shutil.move(copy.root / name, aside / name)
+    if any("smoke_pass" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        try:
+            request.getfixturevalue("smoke_pass")
+        except (Exception, pytest.skip.Exception, pytest.fail.Exception):
+            pass  # skipped (no ../shared/data) or failed: its own tests say so; the demo's run without it
+    # whatever the smoke pass left: the committed demo, and the smoke's MLflow store aside
+    subprocess.run(["git", "checkout", "-q", "HEAD", "--", "params.yaml", "dvc.lock"], cwd=copy.root, env=copy.env,
+                   check=True, capture_output=True)
+    aside = copy.root.parent / "smoke-mlflow"
+    for name in ("mlflow.db", "mlruns"):
+        if (copy.root / name).exists():
+            aside.mkdir(exist_ok=True)
+            shutil.move(copy.root / name, aside / name)
     start = time.monotonic()
     copy.demo = subprocess.run([*copy.dvc, "repro"], cwd=copy.root, capture_output=True, text=True, timeout=1800,
                                env={**copy.env, "CVFLOW_PARAMS_TRACE": str(copy.traces / "demo")})

@@ -37,13 +37,14 @@ def _traces(request, profile: str) -> tuple[str, dict, dict]:
     return profile, stages, {path.stem: json.loads(path.read_text()) for path in folder.glob("*.json")}
 
 
+# Each names `smoke_pass`: `demo_repo` runs the smoke pass first when a collected test needs it.
 @pytest.fixture(scope="module", params=["real", "demo"])
-def traced(request):
+def traced(request, smoke_pass):
     return _traces(request, request.param)
 
 
 @pytest.fixture(scope="module")
-def both(request):
+def both(request, smoke_pass):
     return [_traces(request, profile) for profile in ("real", "demo")]
 
 
@@ -62,7 +63,7 @@ def test_every_param_a_stage_reads_is_in_its_dvc_params(traced):
                           f"then `cvflow dag`): {json.dumps(missing, indent=1)}"
 
 
-def test_every_declared_param_is_read_by_some_stage(request):
+def test_every_declared_param_is_read_by_some_stage(request, smoke_pass):
     """A declared key that nothing reads reruns stages for edits that change nothing. A key one stage declares
     but reads only under the other profile (kaggle-dogs' training reads ``reorg`` with ``views: 0``, the real
     profile's) is no error: those are reported as a warning, for a look. The demo's pass is the one to ask: the real
