@@ -3,7 +3,8 @@
 The suite's two passes over every stage (the smoke pass on the real profile, then the demo's repro) run with
 ``CVFLOW_PARAMS_TRACE`` set: each stage command records the params keys it actually read
 (:func:`cvflow.params.trace_reads`). A key read but tracked by none of the stage's dvc.yaml params (a section
-covers its keys) means editing it changes what the stage writes while DVC calls the stage up to date; only :data:`cvflow.params.UNTRACKED` (keys that change no output) may be read untracked.
+covers its keys) means editing it changes what the stage writes while DVC calls the stage up to date; only
+:data:`cvflow.params.UNTRACKED` (keys that change no output) may be read untracked.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ def _traces(request, profile: str) -> tuple[str, dict, dict]:
     """(the profile, dvc.yaml's stages, {stage: its trace}) of one of the suite's two passes over every stage, each
     run with a trace folder of conftest.py's (``pipeline_copy.traces``): the smoke pass (the real profile under
     the smoke switch), then the demo's repro."""
-    run = request.getfixturevalue("smoke_pass").smoke if profile == "real" else request.getfixturevalue(
-        "demo_repo")[3]
+    copy = request.getfixturevalue("smoke_pass")  # the callers name it too (see below); the pass runs first
+    run = copy.smoke if profile == "real" else request.getfixturevalue("demo_repo")[3]
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    copy = request.getfixturevalue("pipeline_copy")
     stages = yaml.safe_load((copy.root / "dvc.yaml").read_text())["stages"]
     folder = Path(copy.traces) / profile
     return profile, stages, {path.stem: json.loads(path.read_text()) for path in folder.glob("*.json")}
