@@ -126,7 +126,7 @@ def _valid_hits_by_hand(project: Path) -> dict[str, list[bool]]:
 def test_retrain_stopped_by_ctrl_c_is_killed_then_resumed(project, mlflow_uri):
     for args in (("fetch", "kaggle-cifar10"), ("prepare", "kaggle-cifar10")):
         _ok(*args, cwd=project, extra=KAGGLE)
-    epochs = "100"  # an epoch of the tiny set takes a tenth of a second: room to interrupt on a busy machine
+    epochs = "50"  # an epoch of the tiny set takes a tenth of a second: room to interrupt on a busy machine
     exe = str(Path(sys.executable).parent / "cvflow")
     args = [exe, "train", "kaggle-cifar10", "--variant", "train_valid", "--epochs", epochs, *KAGGLE]
     checkpoint = project / "data" / "checkpoints" / "kaggle-cifar10" / "train_valid.pt"

@@ -248,7 +248,7 @@ def test_two_sweep_points_run_as_on_rented_machines_and_come_back_to_git_dvc_and
             machine = _machine_env(
                 task, CVFLOW_GIT_URL=str(origin), CVFLOW_CLONE=str(tmp_path / name / "cvflow"), CVFLOW_SKIP_INSTALL="1",
                 CVFLOW_SET=f"-S common.smoke=true -S hotdog.demo.finetune.optim.lr={lr}", CVFLOW_EXP_NAME=name,
-                CVFLOW_TARGETS="evaluate-hotdog", MLFLOW_TRACKING_URI=server.uri,
+                CVFLOW_TARGETS="train-hotdog-finetune", MLFLOW_TRACKING_URI=server.uri,  # the stage the point changes
                 **{key: env[key] for key in env if key.startswith("GIT_")})
             runs[name] = _sky_job(task, machine)[1]
             assert f"experiment {name} pushed to origin" in runs[name].stdout, runs[name].stdout[-2000:]
@@ -269,8 +269,8 @@ def test_two_sweep_points_run_as_on_rented_machines_and_come_back_to_git_dvc_and
             assert params["common"]["smoke"] is True
             assert params["hotdog"]["demo"]["finetune"]["optim"]["lr"] == float(lr)
             # metrics are DVC outputs (git-ignored): shown only because the experiment's data came from the remote
-            metrics = experiments[name]["metrics"]["metrics/hotdog.json"]["data"]
-            assert "finetune" in json.dumps(metrics), metrics
+            metrics = experiments[name]["metrics"]["metrics/hotdog/finetune.json"]["data"]
+            assert "train_acc" in metrics, metrics
 
         client = MlflowClient(server.uri)
         finetunes = [run for run in client.search_runs([client.get_experiment_by_name("hotdog").experiment_id])
