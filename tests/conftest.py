@@ -4,11 +4,14 @@ the demo's `dvc repro` run in."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -293,31 +296,101 @@ def _written(path: Path) -> bool:
 SMOKE_KEPT = ("params.yaml", "dvc.lock", "metrics", "data/submissions", "data/hotdog", "data/reports/style")
 
 
-@pytest.fixture(scope="session")
-def smoke_pass(pipeline_copy, tmp_path_factory) -> SimpleNamespace:
-    """`dvc exp run -S common.smoke=true` in the fresh copy, on the real profile with every data set local and
-    stand-in ImageNet weights: every stage, smoke-sized. ``kept`` holds what its checks read (`SMOKE_KEPT`),
-    ``stale_without_smoke`` the stages `dvc status` then calls changed when the switch is turned off again."""
-    copy = pipeline_copy
-    if copy.demo is not None:
-        pytest.fail("the smoke pass must run before the demo's repro in the shared copy (it would overwrite the "
-                    "demo's workspace): a fixture that needs it must name `smoke_pass`, so that `demo_repo` runs it "
-                    "first")
+#: the smoke pass's processes each compute on one thread: it runs beside the unit tests (`_smoke_pass_beside_the_unit_
+#: tests`), and two processes on the 2 cores that each ran PyTorch's 2 OpenMP threads would spin-wait for each other
+#: (docs/speed.md, "Why one process"); its outputs are checked for what they hold, never against committed bytes
+SMOKE_ENV = {"OMP_NUM_THREADS": "1"}
+#: the smoke pass started beside the unit tests and not yet waited for (the first slow test waits for it)
+_SMOKE_RUNNING: list[SimpleNamespace] = []
+
+
+def pytest_collection_modifyitems(config, items):
+    """The fast tier first, then the slow tests, each in its own order: the smoke pass runs beside the first and
+    is over before the second begins (the slow tests train on both cores)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A slow test starts only once the smoke pass that ran beside the unit tests is over."""
+    if item.get_closest_marker("slow") is not None and _SMOKE_RUNNING:
+        _finish_smoke_pass(_SMOKE_RUNNING.pop())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _smoke_pass_beside_the_unit_tests(request, tmp_path_factory):
+    """When the session begins with the fast tier and has a test that reads the smoke pass, the pass starts with
+    the first test and runs beside the unit tests: both are mostly Python on one core (the unit tests kept the
+    2 cores 55 % busy, the pass about as much), and together they take about 250 s instead of 335 s one after
+    the other (docs/speed.md). `pytest_runtest_setup` holds the first slow test until the pass is over."""
+    items = request.session.items
+    if items and items[0].get_closest_marker("slow") is None and any(
+            "smoke_pass" in getattr(item, "fixturenames", ()) for item in items):
+        copy = request.getfixturevalue("pipeline_copy")
+        _start_smoke_pass(copy, tmp_path_factory)
+        if copy.smoke_process is not None:
+            _SMOKE_RUNNING.append(copy)
+    yield
+    while _SMOKE_RUNNING:  # the session ended before a slow test (-x, Ctrl-C): the pass, its stages too, go with it
+        process = _SMOKE_RUNNING.pop().smoke_process
+        for sig, grace in ((signal.SIGINT, 30), (signal.SIGKILL, 30)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=grace)
+                break
+
+
+def _start_smoke_pass(copy: SimpleNamespace, tmp_path_factory) -> None:
+    """Prepares the real profile in the copy (every data set local, stand-in ImageNet weights) and starts the
+    smoke pass's `dvc exp run -S common.smoke=true` (``copy.smoke_process``; None when ../shared/data is absent,
+    with the reason in ``copy.smoke_skipped``)."""
+    import torch
+
+    copy.smoke_process, copy.smoke_skipped = None, None
     local = tmp_path_factory.mktemp("real-local")
-    copy.local = local_data(local / "data")  # a skip (with the reason) without ../shared/data
+    try:
+        copy.local = local_data(local / "data")
+    except pytest.skip.Exception as skipped:
+        copy.smoke_skipped = str(skipped)
+        return
     copy.real_params = real_profile_params(copy.root, copy.local)
-    home = local / "torch"
-    weights = stand_in_weights(home)
-    start = time.monotonic()
-    copy.smoke = subprocess.run([*copy.dvc, "exp", "run", "-S", "common.smoke=true"], cwd=copy.root,
-                                env={**copy.env, "TORCH_HOME": str(home),
-                                     "CVFLOW_PARAMS_TRACE": str(copy.traces / "real")},  # each stage's reads
-                                capture_output=True, text=True, timeout=1800)
-    copy.smoke_seconds = time.monotonic() - start
+    copy.torch_home = local / "torch"
+    with torch.random.fork_rng():  # the tests after it draw what they would have drawn without it
+        weights = stand_in_weights(copy.torch_home)
     copy.stand_ins = [path.name for path in weights if path.is_file()]  # what $TORCH_HOME held for the pass
+    copy.smoke_output = (local / "smoke.stdout", local / "smoke.stderr")
+    with copy.smoke_output[0].open("w") as stdout, copy.smoke_output[1].open("w") as stderr:
+        copy.smoke_process = subprocess.Popen(
+            [*copy.dvc, "exp", "run", "-S", "common.smoke=true"], cwd=copy.root, stdout=stdout, stderr=stderr,
+            env={**copy.env, "TORCH_HOME": str(copy.torch_home), **SMOKE_ENV,
+                 "CVFLOW_PARAMS_TRACE": str(copy.traces / "real")},  # each stage's reads
+            start_new_session=True)  # a process group of its own: a session that ends early stops all of it
+    copy.smoke_started = time.monotonic()
+    copy.smoke_ended = None
+
+    def wait():
+        copy.smoke_process.wait()
+        copy.smoke_ended = time.monotonic()
+
+    copy.smoke_waiter = threading.Thread(target=wait, name="smoke pass", daemon=True)
+    copy.smoke_waiter.start()
+
+
+def _finish_smoke_pass(copy: SimpleNamespace) -> None:
+    """Waits for the smoke pass, then keeps what its checks read (``kept``: `SMOKE_KEPT`) and asks `dvc status`
+    which stages turning the switch off again makes stale (``stale_without_smoke``)."""
+    copy.smoke_waiter.join(timeout=max(1.0, 1800 - (time.monotonic() - copy.smoke_started)))
+    if copy.smoke_waiter.is_alive():
+        copy.smoke_process.kill()
+        copy.smoke_waiter.join()
+        copy.smoke_timed_out = True
+    copy.smoke_seconds = copy.smoke_ended - copy.smoke_started
+    copy.smoke = subprocess.CompletedProcess(copy.smoke_process.args, copy.smoke_process.returncode,
+                                             *(path.read_text() for path in copy.smoke_output))
     stages = yaml.safe_load((copy.root / "dvc.yaml").read_text())["stages"]
     copy.written = {out: _written(copy.root / out) for stage in stages.values() for out in stage_outputs(stage)}
-    shutil.rmtree(home, ignore_errors=True)  # 700 MB (VGG-19's mostly)
+    shutil.rmtree(copy.torch_home, ignore_errors=True)  # 700 MB (VGG-19's mostly)
     copy.kept = copy.root.parent / "smoke-workspace"
     for name in SMOKE_KEPT:
         if (copy.root / name).is_dir():
@@ -334,6 +407,27 @@ def smoke_pass(pipeline_copy, tmp_path_factory) -> SimpleNamespace:
                                 text=True, timeout=600)
         (copy.root / "params.yaml").write_text(params)
         copy.stale_without_smoke = set(json.loads(status.stdout)) if status.returncode == 0 else status.stderr
+
+
+@pytest.fixture(scope="session")
+def smoke_pass(pipeline_copy, tmp_path_factory) -> SimpleNamespace:
+    """`dvc exp run -S common.smoke=true` in the fresh copy, on the real profile with every data set local and
+    stand-in ImageNet weights: every stage, smoke-sized, on one thread a process (`SMOKE_ENV`). Started beside the
+    unit tests when the session begins with them, else here. ``kept`` holds what its checks read (`SMOKE_KEPT`),
+    ``stale_without_smoke`` the stages `dvc status` then calls changed when the switch is turned off again."""
+    copy = pipeline_copy
+    if copy.smoke is None:
+        if copy.demo is not None:
+            pytest.fail("the smoke pass must run before the demo's repro in the shared copy (it would overwrite the "
+                        "demo's workspace): a fixture that needs it must name `smoke_pass`, so that `demo_repo` runs "
+                        "it first")
+        if not hasattr(copy, "smoke_process"):
+            _start_smoke_pass(copy, tmp_path_factory)
+        if copy.smoke_process is None:
+            pytest.skip(copy.smoke_skipped)
+        _SMOKE_RUNNING[:] = [running for running in _SMOKE_RUNNING if running is not copy]
+        _finish_smoke_pass(copy)
+    assert not getattr(copy, "smoke_timed_out", False), "the smoke pass ran past 1,800 s and was killed"
     return copy
 
 

@@ -40,7 +40,8 @@ def _project(root: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
+# session: the fast tier runs before the slow tests (conftest.py), so this module's two halves run apart
+@pytest.fixture(scope="session")
 def demo_project(tmp_path_factory) -> Path:
     """A project with the demo photos fetched (cat1.jpg: a generated cat, 500 x 400 as the book's)."""
     root = _project(tmp_path_factory.mktemp("augmentation") / "project")
@@ -48,14 +49,14 @@ def demo_project(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def written(demo_project) -> dict[str, bytes]:
     """The first run's PNGs, as bytes by file name."""
     paths = pipeline.figures(load_params(demo_project / "params.yaml"), demo_project)
     return {name: path.read_bytes() for name, path in paths.items()}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cat(demo_project) -> torch.Tensor:
     return pipeline.load_cat(demo_project)
 

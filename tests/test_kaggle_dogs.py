@@ -43,7 +43,8 @@ def _params(root: Path):
     return load_params(root / "params.yaml")
 
 
-@pytest.fixture(scope="module")
+# session: the fast tier runs before the slow tests (conftest.py), so this module's two halves run apart
+@pytest.fixture(scope="session")
 def dogs(tmp_path_factory) -> Path:
     """A tiny project: the generated twin (3 breeds, 36 + 6 images), prepared, a random ResNet-18 as the
     hot dog source model (the demo's backbone), and the feature cache."""

@@ -308,7 +308,8 @@ def test_the_check_of_a_sound_store_changes_nothing_and_is_cheap(tmp_path, monke
 # ----------------------------------------------------------------------------- a trained project (slow)
 
 
-@pytest.fixture(scope="module")
+# session: the fast tier runs before the slow tests (conftest.py), so this module's two halves run apart
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A tiny hot dog project, fetched, pretrained and trained (not evaluated), tracked in its own mlflow.db:
     `evaluate hotdog` writes its outputs there unless the store stops it."""

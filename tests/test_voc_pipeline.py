@@ -34,7 +34,8 @@ def _params(project):
     return load_params(project / "params.yaml", ["common.device=cpu"])
 
 
-@pytest.fixture(scope="module")
+# session: the fast tier runs before the slow tests (conftest.py), so this module's two halves run apart
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A project with the tiny twin fetched and the FCN trained straight through (in-process), its MLflow store."""
     import os
