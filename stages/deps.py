@@ -23,6 +23,7 @@ Python has no tool that answers "which files can this call run" statically and w
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import sys
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ def find_spec(name: str):
     return None
 
 
+@functools.lru_cache(maxsize=None)  # asked for each name every piece of followed code imports, per stage
 def module_file(name: str) -> Path | None:
     """The source file of module ``name`` (a package's ``__init__.py``), None when no such module."""
     spec = find_spec(name)
@@ -82,6 +84,7 @@ def module_file(name: str) -> Path | None:
     return Path(spec.origin).resolve()
 
 
+@functools.lru_cache(maxsize=None)
 def is_package(name: str) -> bool:
     spec = find_spec(name)
     return spec is not None and spec.submodule_search_locations is not None
@@ -204,6 +207,41 @@ def _parse(path: Path) -> ast.Module:
     return _TREES[path]
 
 
+@dataclass(frozen=True)
+class _Module:
+    """What the analysis reads of a module, whichever stage reaches it: computed once per process (`dvc.yaml`
+    analyses each of its stages from the same trees; each tree and each of its nodes is kept in `_TREES`)."""
+
+    defs: dict[str, ast.AST]
+    imported: dict[str, tuple[str, str]]
+    top_imports: Imports
+    run: frozenset[str]
+    runs: frozenset[str]
+
+
+@functools.lru_cache(maxsize=None)
+def _module(path: Path, package: str) -> _Module:
+    tree = _parse(path)
+    top, defs = _top_level(tree), _definitions(tree)
+    run, runs = _load_time(top, defs)
+    return _Module(defs, _imported_names(tree, package), imports_of(top, package, where=str(path)), frozenset(run),
+                   frozenset(runs))
+
+
+@functools.lru_cache(maxsize=None)  # keyed by the node itself: it lives as long as its tree in _TREES
+def _definition(node: ast.AST, package: str, where: str) -> tuple[Imports, frozenset[str]]:
+    """What one definition imports, and the names it reads."""
+    return imports_of(node, package, where=where), frozenset(_refs(node))
+
+
+@functools.lru_cache(maxsize=None)
+def _task_modules(folder: Path) -> tuple[str, ...]:
+    """The task modules `cvflow.pipelines` discovers in ``folder`` (each source read once per process)."""
+    from cvflow.pipelines.task import task_modules
+
+    return tuple(task_modules(folder, PIPELINES))
+
+
 WHOLE = None  # a request for a whole module: `import m`, or `from pkg import m` of a submodule
 
 
@@ -304,24 +342,19 @@ def reached(entries: dict[str, set[str]]) -> Reached:
         path = module_file(name)
         if path is None:
             continue  # an attribute, not a module
-        tree = _parse(path)
-        defs = _definitions(tree)
-        imported = _imported_names(tree, package_of(name))
+        module = _module(path, package_of(name))
+        defs, imported = module.defs, module.imported
         todo: list[str] = []
         if name not in files:
             files[name] = path
             if name == PIPELINES:  # its task modules are found, then imported by name: follow the same discovery
-                from cvflow.pipelines.task import task_modules
-
-                pending.extend((module, WHOLE, False) for module in task_modules(path.parent, PIPELINES))
+                pending.extend((module, WHOLE, False) for module in _task_modules(path.parent))
         if top_done.get(name) is None or (from_code and not top_done[name]):
             top_done[name] = from_code
-            top = _top_level(tree)
-            run, runs = _load_time(top, defs)
             # loading runs the top level and the functions it calls: of what it imports, the names they run; a
             # name the stage's code uses is followed where that code is (below)
-            follow(imports_of(top, package_of(name), where=str(path)), from_code, runs)
-            todo += sorted(run)
+            follow(module.top_imports, from_code, set(module.runs))
+            todo += sorted(module.run)
         if names is WHOLE and is_task_module(name):
             names = frozenset()  # a task module imported as a module: its declaration (stages call it by name)
         wanted = set(defs) if names is WHOLE else set(names)
@@ -336,9 +369,8 @@ def reached(entries: dict[str, set[str]]) -> Reached:
             if item in seen:
                 continue
             seen.add(item)
-            node = defs[item]
-            follow(imports_of(node, package_of(name), where=str(path)), from_code)
-            refs = _refs(node)
+            found, refs = _definition(defs[item], package_of(name), str(path))
+            follow(found, from_code)
             todo += [n for n in refs if n in defs and n not in seen]
             for local in sorted(refs & set(imported)):  # a name the module imported at its top, used here
                 module, original = imported[local]
