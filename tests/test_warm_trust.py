@@ -29,6 +29,7 @@ import yaml
 from cvflow.errors import INTERRUPTED
 from cvflow.stages import warm
 from conftest import run_cvflow, tiny_params
+from warm_probe import REQUEST_TIMEOUT_ENV
 
 pytestmark = pytest.mark.skipif(not warm.enabled({}), reason="warm starts need Linux (fork, SO_PEERCRED)")
 
@@ -80,13 +81,16 @@ def _path(env: dict, cwd: Path, wrap: tuple[str, ...] = ()) -> Path:
 
 
 def _server(env: dict, cwd: Path, *, wrap: tuple[str, ...] = (), preload: str = "", idle: float = 60,
-            wait: bool = True, starter: int | None = None) -> tuple[subprocess.Popen, Path]:
+            wait: bool = True, starter: int | None = None,
+            request_timeout: float | None = None) -> tuple[subprocess.Popen, Path]:
     """A light server at the socket a client with this context uses; its output goes to its log. ``starter``:
-    the pid of the (cold) command that started it."""
+    the pid of the (cold) command that started it; ``request_timeout``: instead of cvflow's `REQUEST_TIMEOUT`."""
     path = _path(env, cwd, wrap)
+    timeout = {} if request_timeout is None else {REQUEST_TIMEOUT_ENV: str(request_timeout)}
     with open(warm.log_path(path), "ab") as log:
         process = subprocess.Popen([*wrap, sys.executable, str(PROBE), "server", str(path), str(idle), preload,
-                                    *([str(starter)] if starter else [])], env=env, cwd=cwd, stdout=log, stderr=log)
+                                    *([str(starter)] if starter else [])], env={**env, **timeout}, cwd=cwd,
+                                   stdout=log, stderr=log)
     deadline = time.monotonic() + 60
     while wait and "preloaded" not in _log(path):
         assert process.poll() is None and time.monotonic() < deadline, f"the server did not start: {_log(path)}"
@@ -429,16 +433,17 @@ def test_commands_that_come_as_the_server_steps_aside_run_cold(tmp_path, warm_di
 
 def test_a_silent_connection_neither_blocks_others_nor_keeps_the_server_up(tmp_path, warm_dir):
     env = _env(warm_dir)
-    server, path = _server(env, tmp_path, idle=2)
+    timeout = 1.0  # the server's own wait for a request (cvflow's is 5 s): the test waits for it twice
+    server, path = _server(env, tmp_path, idle=2, request_timeout=timeout)
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     silent.connect(str(path))
     began = time.monotonic()
     found, ran_warm = _context(env, tmp_path)
-    assert ran_warm and time.monotonic() - began < warm.REQUEST_TIMEOUT + 10
-    assert "sent no request" in _log(path)
+    assert ran_warm and time.monotonic() - began < timeout + 10
+    assert "sent no request within 1 s" in _log(path)
     again = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     again.connect(str(path))  # another one that stays silent: the server still leaves when idle
-    server.wait(timeout=2 + warm.REQUEST_TIMEOUT + 20)
+    server.wait(timeout=2 + timeout + 20)
     assert "no command for" in _log(path)
     silent.close()
     again.close()

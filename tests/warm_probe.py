@@ -4,6 +4,7 @@ light warm server (``serve(..., entry=main)``, nothing preloaded) or cold in the
     python warm_probe.py client ARGS...    the `cvflow` client's logic (cvflow.stages.warm._main) with this
                                            probe as the command
     python warm_probe.py server SOCK IDLE PRELOAD [STARTER]    a warm server whose children run this probe
+                                           (its request timeout: $WARM_PROBE_REQUEST_TIMEOUT, else cvflow's)
     python warm_probe.py path              the socket a client in this process's context uses
 
 Commands: ``context`` prints the process context as JSON; ``wait FILE`` prints its pid, then waits for FILE
@@ -17,6 +18,8 @@ import os
 import signal
 import sys
 import time
+
+REQUEST_TIMEOUT_ENV = "WARM_PROBE_REQUEST_TIMEOUT"
 
 
 def context() -> dict:
@@ -76,5 +79,7 @@ if __name__ == "__main__":
         print(warm.socket_path())
     else:
         warm.PRELOAD = tuple(filter(None, sys.argv[4].split(",")))
+        # a test of silent connections waits for this timeout: it may shorten it (the server reads it per connection)
+        warm.REQUEST_TIMEOUT = float(os.environ.get(REQUEST_TIMEOUT_ENV) or warm.REQUEST_TIMEOUT)
         starter = int(sys.argv[5]) if len(sys.argv) > 5 else None  # the pid of a cold command that started it
         warm.serve(sys.argv[2], idle=float(sys.argv[3]), entry=main, starter=starter)
