@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, Callable
 
 import pytest
 import yaml
@@ -76,11 +77,13 @@ def run_cvflow(*args: str, cwd: Path, env: dict | None = None, timeout: float = 
     return subprocess.run([exe, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
-def git_copy(root: Path) -> dict:
+def git_copy(root: Path, environ: dict | None = None) -> dict:
     """A git repository at ``root`` holding the working tree's tracked files (one commit), as a fresh
-    clone has them; returns the environment to run `dvc` and `cvflow` there (this venv's commands first,
-    the project's own MLflow store, a git identity for DVC's experiment commits)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    clone has them; returns the environment to run `dvc` and `cvflow` there (``environ``'s, default this
+    process's, with this venv's commands first, the project's own MLflow store, a git identity for DVC's
+    experiment commits)."""
+    environ = os.environ if environ is None else environ
+    env = {**environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}
     env.pop("MLFLOW_TRACKING_URI", None)  # the default store, inside the project
@@ -119,8 +122,8 @@ class MlflowServer:
     local destination and served (proxied) through the server, so clients need only its URI. It can be
     killed and started again on the same port and store (a server that went down and came back)."""
 
-    def __init__(self, root: Path, port: int):
-        self.root, self.port = root, port
+    def __init__(self, root: Path, port: int, env: dict | None = None):
+        self.root, self.port, self.env = root, port, env  # env: None, this process's
         self.uri = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen | None = None
 
@@ -132,7 +135,7 @@ class MlflowServer:
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
              "--artifacts-destination", str(self.root / "artifacts"), "--serve-artifacts", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "1"],
-            cwd=self.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         while True:
@@ -302,6 +305,47 @@ SMOKE_KEPT = ("params.yaml", "dvc.lock", "metrics", "data/submissions", "data/ho
 SMOKE_ENV = {"OMP_NUM_THREADS": "1"}
 #: the smoke pass started beside the unit tests and not yet waited for (the first slow test waits for it)
 _SMOKE_RUNNING: list[SimpleNamespace] = []
+#: slow work that test modules hand over to run beside the unit tests too (`beside_unit_tests`), after the smoke pass,
+#: one piece after the other on one thread: name -> work(folder, environ); then name -> (result, exception)
+_BESIDE: dict[str, Callable[[Path, dict], Any]] = {}
+_BESIDE_DONE: dict[str, tuple[Any, BaseException | None]] = {}
+_BESIDE_RUNNING: list[threading.Thread] = []
+
+
+def beside_unit_tests(name: str):
+    """Registers ``work(folder, environ)``, the slow part of a test module's check, as the work behind its session
+    fixture ``name`` (which returns `beside_unit_tests_result(name, ...)`). When the session begins with the unit
+    tests and collects a test using ``name``, the work runs beside them, after the smoke pass, in a folder of its
+    own with the environment the session began with (a unit test's monkeypatch never reaches it); else when the
+    fixture is first asked for. Work that fits: processes that compute on one thread each, mostly git, DVC and
+    Python (two training processes with 2 OpenMP threads each would spin-wait for each other)."""
+    def register(work: Callable[[Path, dict], Any]) -> Callable[[Path, dict], Any]:
+        _BESIDE[name] = work
+        return work
+    return register
+
+
+def beside_unit_tests_result(name: str, tmp_path_factory) -> Any:
+    """What the work registered as ``name`` returned (what it raised is raised here): waited for when it runs
+    beside the unit tests, run now otherwise."""
+    while name not in _BESIDE_DONE and _BESIDE_RUNNING:
+        _BESIDE_RUNNING.pop().join()
+    if name not in _BESIDE_DONE:
+        _do_beside([name], {name: tmp_path_factory.mktemp(name)}, dict(os.environ))
+    result, error = _BESIDE_DONE[name]
+    if error is not None:
+        raise error
+    return result
+
+
+def _do_beside(names: list[str], folders: dict[str, Path], environ: dict, after: threading.Thread | None = None):
+    if after is not None:
+        after.join()
+    for name in names:
+        try:
+            _BESIDE_DONE[name] = (_BESIDE[name](folders[name], environ), None)
+        except BaseException as error:  # noqa: BLE001 - a failed check or a skip: its test reports it
+            _BESIDE_DONE[name] = (None, error)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -312,9 +356,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """A slow test starts only once the smoke pass that ran beside the unit tests is over."""
-    if item.get_closest_marker("slow") is not None and _SMOKE_RUNNING:
-        _finish_smoke_pass(_SMOKE_RUNNING.pop())
+    """A slow test starts only once the work that ran beside the unit tests is over (the smoke pass and
+    `beside_unit_tests`'s)."""
+    if item.get_closest_marker("slow") is not None:
+        while _SMOKE_RUNNING:
+            _finish_smoke_pass(_SMOKE_RUNNING.pop())
+        while _BESIDE_RUNNING:
+            _BESIDE_RUNNING.pop().join()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -322,15 +370,29 @@ def _smoke_pass_beside_the_unit_tests(request, tmp_path_factory):
     """When the session begins with the fast tier and has a test that reads the smoke pass, the pass starts with
     the first test and runs beside the unit tests: both are mostly Python on one core (the unit tests kept the
     2 cores 55 % busy, the pass about as much), and together they take about 250 s instead of 335 s one after
-    the other (docs/speed.md). `pytest_runtest_setup` holds the first slow test until the pass is over."""
+    the other (docs/speed.md). Then the work test modules hand over (`beside_unit_tests`). `pytest_runtest_setup`
+    holds the first slow test until all of it is over."""
     items = request.session.items
-    if items and items[0].get_closest_marker("slow") is None and any(
-            "smoke_pass" in getattr(item, "fixturenames", ()) for item in items):
-        copy = request.getfixturevalue("pipeline_copy")
-        _start_smoke_pass(copy, tmp_path_factory)
-        if copy.smoke_process is not None:
-            _SMOKE_RUNNING.append(copy)
+    if items and items[0].get_closest_marker("slow") is None:
+        used = {name for item in items for name in getattr(item, "fixturenames", ())}
+        environ = dict(os.environ)  # before any test's monkeypatch
+        smoke = None
+        if "smoke_pass" in used:
+            copy = request.getfixturevalue("pipeline_copy")
+            _start_smoke_pass(copy, tmp_path_factory)
+            if copy.smoke_process is not None:
+                _SMOKE_RUNNING.append(copy)
+                smoke = copy.smoke_waiter
+        names = [name for name in _BESIDE if name in used]
+        if names:
+            folders = {name: tmp_path_factory.mktemp(name) for name in names}
+            thread = threading.Thread(target=_do_beside, args=(names, folders, environ, smoke), daemon=True,
+                                      name="beside the unit tests")
+            thread.start()
+            _BESIDE_RUNNING.append(thread)
     yield
+    while _BESIDE_RUNNING:  # the session ended before a slow test: its work ends first (a minute at most)
+        _BESIDE_RUNNING.pop().join()
     while _SMOKE_RUNNING:  # the session ended before a slow test (-x, Ctrl-C): the pass, its stages too, go with it
         process = _SMOKE_RUNNING.pop().smoke_process
         for sig, grace in ((signal.SIGINT, 30), (signal.SIGKILL, 30)):

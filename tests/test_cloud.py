@@ -17,11 +17,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from conftest import REPO, MlflowServer, free_port, git_copy, ran_stages
+from conftest import REPO, MlflowServer, beside_unit_tests, beside_unit_tests_result, free_port, git_copy, ran_stages
 
 CLOUD = REPO / "cloud"
 TASK_FILES = (CLOUD / "sweep.sky.yaml", CLOUD / "multinode.sky.yaml")
@@ -41,11 +42,12 @@ def _run(args, cwd, env, ok=True, timeout=900):
     return result
 
 
-def _machine_env(task: dict, **envs: str) -> dict:
+def _machine_env(task: dict, environ: dict | None = None, **envs: str) -> dict:
     """The environment SkyPilot gives setup and run: the task file's envs and secrets, overridden as `--env` and
-    `--secret` do, on top of this machine's (its PATH reaches this venv's dvc, python3 and cvflow). Commands start
-    warm, cvflow's default, as on the rented machine."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    `--secret` do, on top of this machine's (``environ``, default this process's; its PATH reaches this venv's dvc,
+    python3 and cvflow). Commands start warm, cvflow's default, as on the rented machine."""
+    environ = os.environ if environ is None else environ
+    env = {**environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environ['PATH']}"}
     for key, value in {**task["envs"], **task["secrets"]}.items():
         env[key] = "" if value is None else str(value)
     env.update(envs)
@@ -223,59 +225,78 @@ def test_launch_sweep_refuses_a_commit_the_remote_lacks(tmp_path):
 # --------------------------------------------------------------------------- end to end on loopback (slow)
 
 
-@pytest.mark.slow  # two `dvc exp run`s of the hot dog stages (smoke-sized)
-def test_two_sweep_points_run_as_on_rented_machines_and_come_back_to_git_dvc_and_mlflow(tmp_path):
-    """Two jobs of cloud/sweep.sky.yaml, each on its own "machine" (a fresh clone of origin, this venv as installed):
-    the second restores the stages the points share from the DVC remote's run cache instead of rerunning them; a
-    teammate's clone of origin then pulls both experiments with their params and metrics, and the MLflow server holds
-    their finished runs, each tagged with its experiment's name and trained with its point's learning rate."""
+SWEEP = {"point-1": "0.01", "point-2": "0.05"}  # the sweep's points: the fine-tune's learning rate
+
+
+@beside_unit_tests("sweep")
+def _sweep(folder: Path, environ: dict) -> SimpleNamespace:
+    """Two jobs of cloud/sweep.sky.yaml, each on its own "machine" (a fresh clone of origin, this venv as installed),
+    then a teammate's clone of origin pulling the experiments, and the MLflow server's finetune runs. Runs beside the
+    unit tests (conftest.py's `beside_unit_tests`): its processes compute on one thread each."""
     from mlflow.tracking import MlflowClient
 
     dvc = [sys.executable, "-m", "dvc"]
-    seed, origin, remote = tmp_path / "seed", tmp_path / "origin.git", tmp_path / "dvc-remote"
-    env = git_copy(seed)
+    seed, origin, remote = folder / "seed", folder / "origin.git", folder / "dvc-remote"
+    env = git_copy(seed, environ)
     _run([*dvc, "remote", "add", "-d", "team", str(remote)], seed, env)
     _run(["git", "commit", "-qam", "the team's DVC remote"], seed, env)
-    _run(["git", "clone", "-q", "--bare", str(seed), str(origin)], tmp_path, env)
-    server = MlflowServer(tmp_path / "mlflow", free_port())
+    _run(["git", "clone", "-q", "--bare", str(seed), str(origin)], folder, env)
+    server = MlflowServer(folder / "mlflow", free_port(), env=environ)
     server.root.mkdir()
     server.start()
     try:
         task = _task(TASK_FILES[0])
-        lrs = {"point-1": "0.01", "point-2": "0.05"}
         runs = {}
-        for name, lr in lrs.items():
+        for name, lr in SWEEP.items():
             machine = _machine_env(
-                task, CVFLOW_GIT_URL=str(origin), CVFLOW_CLONE=str(tmp_path / name / "cvflow"), CVFLOW_SKIP_INSTALL="1",
-                CVFLOW_SET=f"-S common.smoke=true -S hotdog.demo.finetune.optim.lr={lr}", CVFLOW_EXP_NAME=name,
-                CVFLOW_TARGETS="train-hotdog-finetune", MLFLOW_TRACKING_URI=server.uri,  # the stage the point changes
-                **{key: env[key] for key in env if key.startswith("GIT_")})
+                task, environ, CVFLOW_GIT_URL=str(origin), CVFLOW_CLONE=str(folder / name / "cvflow"),
+                CVFLOW_SKIP_INSTALL="1", CVFLOW_SET=f"-S common.smoke=true -S hotdog.demo.finetune.optim.lr={lr}",
+                CVFLOW_EXP_NAME=name, CVFLOW_TARGETS="train-hotdog-finetune",  # the stage the point changes
+                MLFLOW_TRACKING_URI=server.uri, **{key: env[key] for key in env if key.startswith("GIT_")},
+                OMP_NUM_THREADS="1")  # beside the unit tests (a rented machine's threads change nothing checked)
             runs[name] = _sky_job(task, machine)[1]
-            assert f"experiment {name} pushed to origin" in runs[name].stdout, runs[name].stdout[-2000:]
-        shared = {"fetch-hotdog", "pretrain-hotdog"}
-        assert shared <= ran_stages(runs["point-1"].stdout), runs["point-1"].stdout[-3000:]
-        assert "train-hotdog-finetune" in ran_stages(runs["point-2"].stdout)
-        assert not shared & ran_stages(runs["point-2"].stdout), runs["point-2"].stdout[-3000:]  # from the run cache
-
-        teammate = tmp_path / "teammate"
-        _run(["git", "clone", "-q", str(origin), str(teammate)], tmp_path, env)
+        teammate = folder / "teammate"
+        _run(["git", "clone", "-q", str(origin), str(teammate)], folder, env)
         _run([*dvc, "exp", "pull", "origin"], teammate, env)  # the experiments of its HEAD, the sweep's base
         shown = json.loads(_run([*dvc, "exp", "show", "--json"], teammate, env).stdout)
-        experiments = {e["name"]: e["data"] for baseline in shown for exp in (baseline.get("experiments") or [])
-                       for e in exp["revs"] if e.get("name")}
-        assert sorted(experiments) == sorted(lrs), shown
-        for name, lr in lrs.items():
-            params = experiments[name]["params"]["params.yaml"]["data"]
-            assert params["common"]["smoke"] is True
-            assert params["hotdog"]["demo"]["finetune"]["optim"]["lr"] == float(lr)
-            # metrics are DVC outputs (git-ignored): shown only because the experiment's data came from the remote
-            metrics = experiments[name]["metrics"]["metrics/hotdog/finetune.json"]["data"]
-            assert "train_acc" in metrics, metrics
-
         client = MlflowClient(server.uri)
         finetunes = [run for run in client.search_runs([client.get_experiment_by_name("hotdog").experiment_id])
                      if run.info.run_name == "finetune"]
-        assert sorted((r.data.tags.get("dvc_exp_name"), r.info.status, float(r.data.params["run.recipe.optim.lr"]))
-                      for r in finetunes) == sorted((name, "FINISHED", float(lr)) for name, lr in lrs.items())
+        return SimpleNamespace(runs=runs, shown=shown, finetunes=[
+            (r.data.tags.get("dvc_exp_name"), r.info.status, float(r.data.params["run.recipe.optim.lr"]))
+            for r in finetunes])
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def sweep(tmp_path_factory) -> SimpleNamespace:
+    return beside_unit_tests_result("sweep", tmp_path_factory)
+
+
+@pytest.mark.slow  # two `dvc exp run`s of the hot dog stages (smoke-sized)
+def test_two_sweep_points_run_as_on_rented_machines_and_come_back_to_git_dvc_and_mlflow(sweep):
+    """Two jobs of cloud/sweep.sky.yaml, each on its own "machine" (a fresh clone of origin, this venv as installed):
+    the second restores the stages the points share from the DVC remote's run cache instead of rerunning them; a
+    teammate's clone of origin then pulls both experiments with their params and metrics, and the MLflow server holds
+    their finished runs, each tagged with its experiment's name and trained with its point's learning rate."""
+    runs = sweep.runs
+    for name in SWEEP:
+        assert f"experiment {name} pushed to origin" in runs[name].stdout, runs[name].stdout[-2000:]
+    shared = {"fetch-hotdog", "pretrain-hotdog"}
+    assert shared <= ran_stages(runs["point-1"].stdout), runs["point-1"].stdout[-3000:]
+    assert "train-hotdog-finetune" in ran_stages(runs["point-2"].stdout)
+    assert not shared & ran_stages(runs["point-2"].stdout), runs["point-2"].stdout[-3000:]  # from the run cache
+
+    experiments = {e["name"]: e["data"] for baseline in sweep.shown for exp in (baseline.get("experiments") or [])
+                   for e in exp["revs"] if e.get("name")}
+    assert sorted(experiments) == sorted(SWEEP), sweep.shown
+    for name, lr in SWEEP.items():
+        params = experiments[name]["params"]["params.yaml"]["data"]
+        assert params["common"]["smoke"] is True
+        assert params["hotdog"]["demo"]["finetune"]["optim"]["lr"] == float(lr)
+        # metrics are DVC outputs (git-ignored): shown only because the experiment's data came from the remote
+        metrics = experiments[name]["metrics"]["metrics/hotdog/finetune.json"]["data"]
+        assert "train_acc" in metrics, metrics
+
+    assert sorted(sweep.finetunes) == sorted((name, "FINISHED", float(lr)) for name, lr in SWEEP.items())
