@@ -320,7 +320,7 @@ def reached(entries: dict[str, set[str]]) -> Reached:
 
     discovery = f"{module_file(PIPELINES)}:"  # the task modules' import by name, followed above
 
-    def follow(found: Imports, code: bool, only: set[str] | None = None) -> None:
+    def follow(found: Imports, code: bool, only: frozenset[str] | None = None) -> None:
         """Queue what ``found`` imports; ``only``: of the names imported, those the importer runs (the others
         are loaded with their module, not run)."""
         dynamic.extend(d for d in found.dynamic if not d.startswith(discovery))
@@ -342,8 +342,8 @@ def reached(entries: dict[str, set[str]]) -> Reached:
         path = module_file(name)
         if path is None:
             continue  # an attribute, not a module
-        module = _module(path, package_of(name))
-        defs, imported = module.defs, module.imported
+        info = _module(path, package_of(name))
+        defs, imported = info.defs, info.imported
         todo: list[str] = []
         if name not in files:
             files[name] = path
@@ -353,8 +353,8 @@ def reached(entries: dict[str, set[str]]) -> Reached:
             top_done[name] = from_code
             # loading runs the top level and the functions it calls: of what it imports, the names they run; a
             # name the stage's code uses is followed where that code is (below)
-            follow(module.top_imports, from_code, set(module.runs))
-            todo += sorted(module.run)
+            follow(info.top_imports, from_code, info.runs)
+            todo += sorted(info.run)
         if names is WHOLE and is_task_module(name):
             names = frozenset()  # a task module imported as a module: its declaration (stages call it by name)
         wanted = set(defs) if names is WHOLE else set(names)

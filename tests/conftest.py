@@ -299,17 +299,17 @@ def _written(path: Path) -> bool:
 SMOKE_KEPT = ("params.yaml", "dvc.lock", "metrics", "data/submissions", "data/hotdog", "data/reports/style")
 
 
-#: the smoke pass's processes each compute on one thread: it runs beside the unit tests (`_smoke_pass_beside_the_unit_
-#: tests`), and two processes on the 2 cores that each ran PyTorch's 2 OpenMP threads would spin-wait for each other
+#: the smoke pass's processes each compute on one thread: it runs beside the unit tests (`_beside_the_unit_tests`),
+#: and two processes on the 2 cores that each ran PyTorch's 2 OpenMP threads would spin-wait for each other
 #: (docs/speed.md, "Why one process"); its outputs are checked for what they hold, never against committed bytes
 SMOKE_ENV = {"OMP_NUM_THREADS": "1"}
-#: the smoke pass started beside the unit tests and not yet waited for (the first slow test waits for it)
-_SMOKE_RUNNING: list[SimpleNamespace] = []
-#: slow work that test modules hand over to run beside the unit tests too (`beside_unit_tests`), after the smoke pass,
-#: one piece after the other on one thread: name -> work(folder, environ); then name -> (result, exception)
+#: the work test modules hand over to run beside the unit tests after the smoke pass (`beside_unit_tests`):
+#: name -> work(folder, environ), then name -> (result, exception)
 _BESIDE: dict[str, Callable[[Path, dict], Any]] = {}
 _BESIDE_DONE: dict[str, tuple[Any, BaseException | None]] = {}
+#: the one thread that runs it all, one piece after the other, while it runs
 _BESIDE_RUNNING: list[threading.Thread] = []
+_BESIDE_STOP = threading.Event()  # the session ended early: no further piece starts
 
 
 def beside_unit_tests(name: str):
@@ -325,23 +325,34 @@ def beside_unit_tests(name: str):
     return register
 
 
+def _wait_beside() -> None:
+    while _BESIDE_RUNNING:
+        _BESIDE_RUNNING.pop().join()
+
+
 def beside_unit_tests_result(name: str, tmp_path_factory) -> Any:
     """What the work registered as ``name`` returned (what it raised is raised here): waited for when it runs
     beside the unit tests, run now otherwise."""
-    while name not in _BESIDE_DONE and _BESIDE_RUNNING:
-        _BESIDE_RUNNING.pop().join()
+    _wait_beside()
     if name not in _BESIDE_DONE:
-        _do_beside([name], {name: tmp_path_factory.mktemp(name)}, dict(os.environ))
+        _do_beside(None, [name], {name: tmp_path_factory.mktemp(name)}, dict(os.environ))
     result, error = _BESIDE_DONE[name]
     if error is not None:
         raise error
     return result
 
 
-def _do_beside(names: list[str], folders: dict[str, Path], environ: dict, after: threading.Thread | None = None):
-    if after is not None:
-        after.join()
+def _do_beside(smoke: SimpleNamespace | None, names: list[str], folders: dict[str, Path], environ: dict) -> None:
+    """The end of the smoke pass started in ``smoke`` (a copy), then each piece of work named, one after the other;
+    what each raises is kept for its fixture."""
+    if smoke is not None:
+        try:
+            _finish_smoke_pass(smoke)
+        except BaseException as error:  # noqa: BLE001 - the smoke pass's fixture raises it
+            smoke.smoke_error = error
     for name in names:
+        if _BESIDE_STOP.is_set():
+            break
         try:
             _BESIDE_DONE[name] = (_BESIDE[name](folders[name], environ), None)
         except BaseException as error:  # noqa: BLE001 - a failed check or a skip: its test reports it
@@ -356,51 +367,51 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """A slow test starts only once the work that ran beside the unit tests is over (the smoke pass and
-    `beside_unit_tests`'s)."""
+    """A slow test starts only once the work beside the unit tests is over."""
     if item.get_closest_marker("slow") is not None:
-        while _SMOKE_RUNNING:
-            _finish_smoke_pass(_SMOKE_RUNNING.pop())
-        while _BESIDE_RUNNING:
-            _BESIDE_RUNNING.pop().join()
+        _wait_beside()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _smoke_pass_beside_the_unit_tests(request, tmp_path_factory):
-    """When the session begins with the fast tier and has a test that reads the smoke pass, the pass starts with
-    the first test and runs beside the unit tests: both are mostly Python on one core (the unit tests kept the
-    2 cores 55 % busy, the pass about as much), and together they take about 250 s instead of 335 s one after
-    the other (docs/speed.md). Then the work test modules hand over (`beside_unit_tests`). `pytest_runtest_setup`
+def _beside_the_unit_tests(request, tmp_path_factory):
+    """When the session begins with the fast tier, the slow work that needs no trained demo starts with the first
+    test and runs beside the unit tests on one thread: the smoke pass when a test reads it, then what test modules
+    hand over (`beside_unit_tests`). The unit tests keep the 2 cores 43 % busy, and the pass alone about as much;
+    together they take about 240 s instead of 335 s one after the other (docs/speed.md). `pytest_runtest_setup`
     holds the first slow test until all of it is over."""
     items = request.session.items
+    smoke = None
     if items and items[0].get_closest_marker("slow") is None:
         used = {name for item in items for name in getattr(item, "fixturenames", ())}
         environ = dict(os.environ)  # before any test's monkeypatch
-        smoke = None
         if "smoke_pass" in used:
-            copy = request.getfixturevalue("pipeline_copy")
-            _start_smoke_pass(copy, tmp_path_factory)
-            if copy.smoke_process is not None:
-                _SMOKE_RUNNING.append(copy)
-                smoke = copy.smoke_waiter
+            smoke = request.getfixturevalue("pipeline_copy")
+            _start_smoke_pass(smoke, tmp_path_factory)
+            if smoke.smoke_process is None:  # no ../shared/data: its fixture skips, saying why
+                smoke = None
         names = [name for name in _BESIDE if name in used]
-        if names:
+        if smoke is not None or names:
             folders = {name: tmp_path_factory.mktemp(name) for name in names}
-            thread = threading.Thread(target=_do_beside, args=(names, folders, environ, smoke), daemon=True,
+            thread = threading.Thread(target=_do_beside, args=(smoke, names, folders, environ), daemon=True,
                                       name="beside the unit tests")
             thread.start()
             _BESIDE_RUNNING.append(thread)
     yield
-    while _BESIDE_RUNNING:  # the session ended before a slow test: its work ends first (a minute at most)
-        _BESIDE_RUNNING.pop().join()
-    while _SMOKE_RUNNING:  # the session ended before a slow test (-x, Ctrl-C): the pass, its stages too, go with it
-        process = _SMOKE_RUNNING.pop().smoke_process
-        for sig, grace in ((signal.SIGINT, 30), (signal.SIGKILL, 30)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=grace)
-                break
+    if _BESIDE_RUNNING:  # the session ended before a slow test (-x, Ctrl-C): the smoke pass's processes go, and no
+        _BESIDE_STOP.set()  # further piece starts
+        if smoke is not None:
+            _stop(smoke.smoke_process)
+        _wait_beside()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Ends ``process`` and its process group (its stages too): Ctrl-C first, then a kill."""
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
+            return
 
 
 def _start_smoke_pass(copy: SimpleNamespace, tmp_path_factory) -> None:
@@ -429,25 +440,17 @@ def _start_smoke_pass(copy: SimpleNamespace, tmp_path_factory) -> None:
                  "CVFLOW_PARAMS_TRACE": str(copy.traces / "real")},  # each stage's reads
             start_new_session=True)  # a process group of its own: a session that ends early stops all of it
     copy.smoke_started = time.monotonic()
-    copy.smoke_ended = None
-
-    def wait():
-        copy.smoke_process.wait()
-        copy.smoke_ended = time.monotonic()
-
-    copy.smoke_waiter = threading.Thread(target=wait, name="smoke pass", daemon=True)
-    copy.smoke_waiter.start()
 
 
 def _finish_smoke_pass(copy: SimpleNamespace) -> None:
     """Waits for the smoke pass, then keeps what its checks read (``kept``: `SMOKE_KEPT`) and asks `dvc status`
     which stages turning the switch off again makes stale (``stale_without_smoke``)."""
-    copy.smoke_waiter.join(timeout=max(1.0, 1800 - (time.monotonic() - copy.smoke_started)))
-    if copy.smoke_waiter.is_alive():
-        copy.smoke_process.kill()
-        copy.smoke_waiter.join()
+    try:
+        copy.smoke_process.wait(timeout=max(1.0, 1800 - (time.monotonic() - copy.smoke_started)))
+    except subprocess.TimeoutExpired:
         copy.smoke_timed_out = True
-    copy.smoke_seconds = copy.smoke_ended - copy.smoke_started
+        _stop(copy.smoke_process)
+    copy.smoke_seconds = time.monotonic() - copy.smoke_started
     copy.smoke = subprocess.CompletedProcess(copy.smoke_process.args, copy.smoke_process.returncode,
                                              *(path.read_text() for path in copy.smoke_output))
     stages = yaml.safe_load((copy.root / "dvc.yaml").read_text())["stages"]
@@ -478,6 +481,9 @@ def smoke_pass(pipeline_copy, tmp_path_factory) -> SimpleNamespace:
     unit tests when the session begins with them, else here. ``kept`` holds what its checks read (`SMOKE_KEPT`),
     ``stale_without_smoke`` the stages `dvc status` then calls changed when the switch is turned off again."""
     copy = pipeline_copy
+    _wait_beside()
+    if getattr(copy, "smoke_error", None) is not None:
+        raise copy.smoke_error
     if copy.smoke is None:
         if copy.demo is not None:
             pytest.fail("the smoke pass must run before the demo's repro in the shared copy (it would overwrite the "
@@ -487,7 +493,6 @@ def smoke_pass(pipeline_copy, tmp_path_factory) -> SimpleNamespace:
             _start_smoke_pass(copy, tmp_path_factory)
         if copy.smoke_process is None:
             pytest.skip(copy.smoke_skipped)
-        _SMOKE_RUNNING[:] = [running for running in _SMOKE_RUNNING if running is not copy]
         _finish_smoke_pass(copy)
     assert not getattr(copy, "smoke_timed_out", False), "the smoke pass ran past 1,800 s and was killed"
     return copy
