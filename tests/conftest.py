@@ -327,7 +327,8 @@ def beside_unit_tests(name: str):
 
 def _wait_beside() -> None:
     while _BESIDE_RUNNING:
-        _BESIDE_RUNNING.pop().join()
+        _BESIDE_RUNNING[0].join()  # listed until it ends: a Ctrl-C here leaves it to the session's teardown to stop
+        _BESIDE_RUNNING.pop(0)
 
 
 def beside_unit_tests_result(name: str, tmp_path_factory) -> Any:
